@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// `npm test`: runs test/run.ts once on each runtime (Bun, Deno, Node via tsx), prints every
+// runtime's results, and closes with the plain line `N passed, N failed, N skipped`.
+//   npm test -- [--runtime bun,deno,node] [file-filter ...]
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { buildTestFixtures } from "./build-test-fixtures.mjs";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const bin = (name) => join(root, "node_modules", ".bin", name);
+
+const runtimes = {
+  bun: [bin("bun"), ["test/run.ts"]],
+  deno: [bin("deno"), ["run", "--allow-all", "--unstable-ffi", "test/run.ts"]],
+  node: [process.execPath, ["--import", "tsx", "--expose-gc", "test/run.ts"]],
+};
+
+const args = process.argv.slice(2);
+const runtimeFlag = args.indexOf("--runtime");
+const selected = runtimeFlag >= 0 ? args[runtimeFlag + 1].split(",") : Object.keys(runtimes);
+const filters = args.filter((a, i) => !a.startsWith("--") && i !== runtimeFlag + 1);
+
+const fixtures = buildTestFixtures(root);
+if (fixtures.reason) console.log(`test fixtures: ${fixtures.reason}`);
+
+function runOn(name) {
+  const [command, commandArgs] = runtimes[name];
+  return new Promise((resolve) => {
+    const child = spawn(command, [...commandArgs, ...filters], {
+      cwd: root,
+      env: { ...process.env, ...fixtures.env, NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let summary;
+    let pending = "";
+    const onData = (chunk) => {
+      pending += chunk;
+      const lines = pending.split("\n");
+      pending = lines.pop();
+      for (const line of lines) {
+        if (line.startsWith("#summary ")) summary = JSON.parse(line.slice(9));
+        else console.log(`[${name}] ${line}`);
+      }
+    };
+    child.stdout.setEncoding("utf8").on("data", onData);
+    child.stderr.setEncoding("utf8").on("data", onData);
+    child.on("error", (error) => resolve({ name, crashed: `could not start: ${error.message}` }));
+    child.on("close", (code, signal) => {
+      if (pending) onData("\n");
+      if (!summary) resolve({ name, crashed: `exited with ${signal ?? code} before reporting` });
+      else resolve({ name, ...summary, crashed: code === 0 || summary.failed > 0 ? undefined : `exit code ${code}` });
+    });
+  });
+}
+
+const totals = { passed: 0, failed: 0, skipped: 0 };
+const results = [];
+for (const name of selected) {
+  if (!runtimes[name]) throw new Error(`unknown runtime ${name}; choose from ${Object.keys(runtimes).join(", ")}`);
+  const result = await runOn(name);
+  results.push(result);
+  totals.passed += result.passed ?? 0;
+  totals.failed += (result.failed ?? 0) + (result.crashed ? 1 : 0);
+  totals.skipped += result.skipped ?? 0;
+}
+
+console.log("");
+for (const r of results) {
+  const counts = r.passed === undefined ? "" : `${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped`;
+  console.log(`${r.name.padEnd(5)} ${counts}${r.crashed ? ` — CRASHED: ${r.crashed}` : ""}`);
+}
+console.log(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
+process.exitCode = totals.failed === 0 ? 0 : 1;

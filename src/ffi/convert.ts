@@ -1,0 +1,61 @@
+// Conversions shared by the three backends, and the one function that wraps a raw native
+// function with them. A symbol whose types need no conversion on a runtime is exposed raw, so
+// the common case (numbers and pointers in, a status code out) pays nothing above the FFI call.
+import { FfiArgumentError } from "./errors.ts";
+import type { CallbackHandle, Pointer } from "./types.ts";
+
+export type Converter = (value: never) => unknown;
+
+/** How a backend passes one of our types: its own type descriptor plus an optional conversion. */
+export interface Mapped<Native> {
+  readonly native: Native;
+  readonly convert?: Converter;
+}
+
+const encoder = new TextEncoder();
+
+/** A JS string as a NUL-terminated UTF-8 buffer; `null` stays NULL. */
+export function encodeCString(value: string | null): Uint8Array | null {
+  if (value === null) return null;
+  if (typeof value !== "string") throw new FfiArgumentError(`expected a string or null for a C string, got ${typeof value}`);
+  if (value.includes("\0")) throw new FfiArgumentError(`a C string cannot contain NUL characters: ${JSON.stringify(value.slice(0, 60))}`);
+  const bytes = new Uint8Array(value.length * 3 + 1);
+  const { written } = encoder.encodeInto(value, bytes);
+  return bytes.subarray(0, written + 1);
+}
+
+/** The function pointer behind a callback argument. */
+export function callbackPointer(value: CallbackHandle | Pointer | null): Pointer {
+  if (value === null || value === undefined) return 0;
+  if (typeof value === "number") return value;
+  if (typeof value === "object" && typeof value.ptr === "number") return value.ptr;
+  throw new FfiArgumentError(`expected a callback handle, a function pointer or null, got ${typeof value}`);
+}
+
+/** Pointer-sized results that some runtimes return as bigint. */
+export function toPointer(value: bigint | number | null): Pointer {
+  return value === null ? 0 : Number(value);
+}
+
+/** Exact 64-bit results that some runtimes return as number when they fit. */
+export function toBigInt(value: bigint | number): bigint {
+  return BigInt(value);
+}
+
+/**
+ * Wraps `raw` so that arguments and result pass through their converters; returns `raw`
+ * itself when there is nothing to convert.
+ */
+export function withConversions(
+  raw: (...args: never[]) => unknown,
+  parameters: readonly (Converter | undefined)[],
+  result: Converter | undefined,
+): (...args: never[]) => unknown {
+  const converted = parameters.flatMap((convert, index) => (convert ? [[index, convert] as const] : []));
+  if (converted.length === 0 && result === undefined) return raw;
+  const convertResult = result ?? ((value: never) => value);
+  return (...args: never[]) => {
+    for (const [index, convert] of converted) args[index] = convert(args[index]!) as never;
+    return convertResult(raw(...args) as never);
+  };
+}

@@ -1,0 +1,28 @@
+// gpuffi's FFI layer: describe a C library once, load it on Bun, Deno or Node.
+import { backend } from "./backend.ts";
+import { type RuntimeName, runtimeName, runtimeVersion } from "./runtime.ts";
+
+export * from "./types.ts";
+export * from "./errors.ts";
+export { NativeResource, setLeakReporter, leakStatistics } from "./resource.ts";
+export { NativeLibrary, LibraryLoadError, openLibrary, loadLibrary } from "./library.ts";
+export { type LibrarySpec, type LocateOptions, type SearchDir, type Environment, type Candidate, candidatePaths, versionedDirs } from "./locator.ts";
+export { nativeView, copyFromNative, copyToNative, readCString, readStruct, writeStructAt, Out, HostMemory } from "./memory.ts";
+export { encodeStruct, decodeStruct, writeStruct } from "./struct-codec.ts";
+export { NativeCallback, createCallback, type CallbackOptions } from "./callback.ts";
+export { runtimeName, runtimeVersion, type RuntimeName };
+
+/** What the runtime's FFI can do; code above src/ffi/ asks this instead of the runtime's name. */
+export interface FfiCapabilities {
+  readonly runtime: RuntimeName;
+  /** `library.async` calls run off the JS thread (Deno, Node); on Bun they are absent. */
+  readonly nonblockingCalls: boolean;
+  /** Structs by value go through a TinyCC-compiled shim (Bun) rather than natively. */
+  readonly structShim: boolean;
+}
+
+export const capabilities: FfiCapabilities = Object.freeze({
+  runtime: runtimeName,
+  nonblockingCalls: backend.nonblockingCalls,
+  structShim: runtimeName === "bun",
+});

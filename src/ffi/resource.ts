@@ -1,0 +1,92 @@
+// Ownership of native resources: explicit disposal as the house style (`using`), a
+// FinalizationRegistry as the safety net for what users leak, and a disposed state that makes
+// every later use throw instead of handing a dangling handle to C.
+import { DisposedError } from "./errors.ts";
+
+interface Held {
+  readonly kind: string;
+  readonly release: () => void;
+}
+
+type LeakReporter = (kind: string, count: number) => void;
+
+const warnedKinds = new Set<string>();
+const leakCounts = new Map<string, number>();
+
+let reportLeak: LeakReporter = (kind, count) => {
+  if (warnedKinds.has(kind)) return;
+  warnedKinds.add(kind);
+  console.warn(
+    `gpuffi: a ${kind} was garbage-collected without being disposed (${count} so far); it has been freed now. ` +
+      `Dispose it with \`using\` or .dispose() to free native memory when you are done. (This warning is shown once per kind.)`,
+  );
+};
+
+const registry = new FinalizationRegistry<Held>((held) => {
+  const count = (leakCounts.get(held.kind) ?? 0) + 1;
+  leakCounts.set(held.kind, count);
+  try {
+    held.release();
+  } finally {
+    reportLeak(held.kind, count);
+  }
+});
+
+/** Replaces the leak warning, e.g. to route it to a logger or to count leaks in tests. Returns the previous one. */
+export function setLeakReporter(reporter: LeakReporter): LeakReporter {
+  const previous = reportLeak;
+  reportLeak = reporter;
+  return previous;
+}
+
+/** How many resources of each kind the finalizer had to free so far. */
+export function leakStatistics(): ReadonlyMap<string, number> {
+  return leakCounts;
+}
+
+/**
+ * Base class for every object that owns one native resource. Subclasses pass a `release`
+ * closure that must not capture the object itself (or the finalizer could never run), call
+ * `assertLive()` before each use, and get `dispose()` / `Symbol.dispose` for free.
+ */
+export abstract class NativeResource implements Disposable {
+  #release: (() => void) | undefined;
+  readonly #kind: string;
+
+  /**
+   * @param collectLeaks Free the resource when the object is garbage-collected undisposed. Turn
+   *   it off where C may still hold the resource after JS lets go of it (callbacks, libraries):
+   *   those live until disposed.
+   */
+  protected constructor(kind: string, release: () => void, collectLeaks = true) {
+    this.#kind = kind;
+    this.#release = release;
+    if (collectLeaks) registry.register(this, { kind, release }, this);
+  }
+
+  /** True once disposed; every further use throws {@link DisposedError}. */
+  get disposed(): boolean {
+    return this.#release === undefined;
+  }
+
+  /** Throws {@link DisposedError} if this resource was disposed. */
+  protected assertLive(): void {
+    if (this.#release === undefined) throw new DisposedError(this.#kind);
+  }
+
+  /**
+   * Frees the native resource now. A second call throws {@link DisposedError}: freeing twice is a
+   * bug in the caller that C would not report.
+   */
+  dispose(): void {
+    const release = this.#release;
+    if (release === undefined) throw new DisposedError(this.#kind);
+    this.#release = undefined;
+    registry.unregister(this);
+    release();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
