@@ -19,7 +19,7 @@ const runtimes = {
 const args = process.argv.slice(2);
 const runtimeFlag = args.indexOf("--runtime");
 const selected = runtimeFlag >= 0 ? args[runtimeFlag + 1].split(",") : Object.keys(runtimes);
-const filters = args.filter((a, i) => !a.startsWith("--") && i !== runtimeFlag + 1);
+const filters = args.filter((a, i) => !a.startsWith("--") && (runtimeFlag < 0 || i !== runtimeFlag + 1));
 
 const fixtures = buildTestFixtures(root);
 if (fixtures.reason) console.log(`test fixtures: ${fixtures.reason}`);

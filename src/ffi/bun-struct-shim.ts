@@ -8,8 +8,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { mapParameter, mapResult } from "./bun-types.ts";
 import { type Converter, withConversions } from "./convert.ts";
+import { UnsupportedError } from "./errors.ts";
 import { decodeStruct, encodeStruct } from "./struct-codec.ts";
-import { type FieldType, type FunctionDefinition, type ParameterType, type Pointer, type ScalarType, type StructType, isArrayField, isStructType } from "./types.ts";
+import { type FieldType, type FunctionDefinition, type ParameterType, type Pointer, type ScalarType, type StructType, isArrayField, isStructType, sizeOf } from "./types.ts";
 
 const csrcDir = fileURLToPath(new URL("../../csrc/", import.meta.url));
 
@@ -48,17 +49,77 @@ class StructTypedefs {
   }
 }
 
+type EightbyteClass = "int" | "sse";
+
+/** System V classes of a struct's eightbytes, or `undefined` when it is passed in memory (> 16 bytes). */
+function eightbyteClasses(type: StructType): EightbyteClass[] | undefined {
+  if (type.size > 16) return undefined;
+  const classes: EightbyteClass[] = [];
+  const visit = (t: FieldType, offset: number): void => {
+    if (isStructType(t)) return t.layout.forEach((f) => visit(f.type, offset + f.offset));
+    if (isArrayField(t)) return Array.from({ length: t.length }, (_, i) => i).forEach((i) => visit(t.array, offset + i * sizeOf(t.array)));
+    const index = Math.floor(offset / 8);
+    classes[index] = classes[index] === "int" || (t !== "f32" && t !== "f64") ? "int" : "sse";
+  };
+  visit(type, 0);
+  return classes;
+}
+
+/** The case TinyCC gets wrong: two eightbytes of different classes. */
+function isMixed(type: StructType): boolean {
+  const classes = eightbyteClasses(type);
+  return classes !== undefined && classes.length === 2 && classes[0] !== classes[1];
+}
+
+/** Registers (general, SSE) a parameter takes when passed in registers. */
+function registersOf(type: ParameterType): [number, number] {
+  if (type === "f32" || type === "f64") return [0, 1];
+  if (!isStructType(type)) return [1, 0];
+  const classes = eightbyteClasses(type) ?? [];
+  return [classes.filter((c) => c === "int").length, classes.filter((c) => c === "sse").length];
+}
+
 function wrapperSource(name: string, definition: FunctionDefinition, typedefs: StructTypedefs): string {
-  const params = definition.parameters.map((t, i) => (isStructType(t) ? `const ${typedefs.cType(t)} *a${i}` : `${typedefs.cType(t)} a${i}`));
-  const args = definition.parameters.map((t, i) => (isStructType(t) ? `*a${i}` : `a${i}`));
-  const fnType = `${typedefs.cType(definition.result)} (*)(${definition.parameters.map((t) => typedefs.cType(t)).join(", ") || "void"})`;
-  const call = `((${fnType})fn)(${args.join(", ")})`;
-  if (isStructType(definition.result)) {
-    const ret = typedefs.cType(definition.result);
-    return `void gpuffi_shim_${name}(${["void *fn", ...params, `${ret} *ret`].join(", ")}) {\n  *ret = ${call};\n}`;
+  const params: string[] = ["void *fn"];
+  const calleeTypes: string[] = [];
+  const args: string[] = [];
+  let [generalUsed, sseUsed] = [0, 0];
+  definition.parameters.forEach((t, i) => {
+    const [general, sse] = registersOf(t);
+    if (isStructType(t) && isMixed(t)) {
+      // Split into eightbytes only while both fit in registers, as the ABI would place them.
+      if (generalUsed + general > 6 || sseUsed + sse > 8) {
+        throw new UnsupportedError(`${name}: on Bun, argument ${i} (struct ${t.name}) would be passed on the stack, which the struct shim cannot express`);
+      }
+      params.push(`const ${typedefs.cType(t)} *a${i}`);
+      eightbyteClasses(t)!.forEach((c, e) => {
+        calleeTypes.push(c === "int" ? "uint64_t" : "double");
+        args.push(`gpuffi_eightbyte_${c}(a${i}, ${t.size}, ${e})`);
+      });
+    } else if (isStructType(t)) {
+      params.push(`const ${typedefs.cType(t)} *a${i}`);
+      calleeTypes.push(typedefs.cType(t));
+      args.push(`*a${i}`);
+    } else {
+      params.push(`${typedefs.cType(t)} a${i}`);
+      calleeTypes.push(typedefs.cType(t));
+      args.push(`a${i}`);
+    }
+    if (!isStructType(t) || eightbyteClasses(t)) [generalUsed, sseUsed] = [generalUsed + general, sseUsed + sse];
+  });
+  const callee = (ret: string) => `((${ret} (*)(${calleeTypes.join(", ") || "void"}))fn)(${args.join(", ")})`;
+  const result = definition.result;
+  if (isStructType(result)) {
+    const ret = typedefs.cType(result);
+    params.push(`${ret} *ret`);
+    const body = isMixed(result)
+      ? `  uint64_t rax = ${callee("uint64_t")};\n  uint64_t xmm0;\n  __asm__ volatile("movq %%xmm0, %0" : "=m"(xmm0));\n` +
+        `  gpuffi_store_mixed(ret, ${result.size}, ${eightbyteClasses(result)![0] === "int" ? 1 : 0}, rax, xmm0);`
+      : `  *ret = ${callee(ret)};`;
+    return `void gpuffi_shim_${name}(${params.join(", ")}) {\n${body}\n}`;
   }
-  const ret = typedefs.cType(definition.result);
-  return `${ret} gpuffi_shim_${name}(${["void *fn", ...params].join(", ")}) {\n  ${ret === "void" ? "" : "return "}${call};\n}`;
+  const ret = typedefs.cType(result);
+  return `${ret} gpuffi_shim_${name}(${params.join(", ")}) {\n  ${ret === "void" ? "" : "return "}${callee(ret)};\n}`;
 }
 
 /** The JS side of one wrapper: encode struct arguments, pass the address, decode a struct result. */
@@ -79,7 +140,20 @@ function bindWrapper(name: string, definition: FunctionDefinition, address: Poin
 
 export function compileStructShim(entries: readonly (readonly [string, FunctionDefinition])[], addresses: ReadonlyMap<string, Pointer>) {
   const typedefs = new StructTypedefs();
-  const wrappers = entries.map(([name, d]) => wrapperSource(name, d, typedefs));
+  const wrappers: string[] = [];
+  const supported: (readonly [string, FunctionDefinition])[] = [];
+  const symbols: Record<string, (...args: never[]) => unknown> = {};
+  for (const [name, d] of entries) {
+    try {
+      wrappers.push(wrapperSource(name, d, typedefs));
+      supported.push([name, d]);
+    } catch (error) {
+      if (!(error instanceof UnsupportedError)) throw error;
+      symbols[name] = () => {
+        throw error;
+      };
+    }
+  }
   const source = `#include "struct_shim.h"\n\n${typedefs.lines.join("\n\n")}\n\n${wrappers.join("\n\n")}\n`;
 
   // TinyCC compiles from a file: write the generated source once per distinct content.
@@ -89,7 +163,7 @@ export function compileStructShim(entries: readonly (readonly [string, FunctionD
   writeFileSync(file, source);
 
   const specs = Object.fromEntries(
-    entries.map(([name, d]) => {
+    supported.map(([name, d]) => {
       const args = [FFIType.ptr, ...d.parameters.map((t) => (isStructType(t) ? FFIType.ptr : mapParameter(t as never).native))];
       if (isStructType(d.result)) args.push(FFIType.ptr);
       const returns = isStructType(d.result) ? FFIType.void : mapResult(d.result as never).native;
@@ -97,8 +171,7 @@ export function compileStructShim(entries: readonly (readonly [string, FunctionD
     }),
   );
   const compiled = cc({ source: file, include: [csrcDir], symbols: specs });
-  const symbols: Record<string, (...args: never[]) => unknown> = {};
-  for (const [name, d] of entries) {
+  for (const [name, d] of supported) {
     symbols[name] = bindWrapper(name, d, addresses.get(name)!, compiled.symbols[`gpuffi_shim_${name}`] as never);
   }
   return { symbols, close: () => compiled.close(), source };

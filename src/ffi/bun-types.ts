@@ -1,6 +1,6 @@
 // How gpuffi's types travel through bun:ffi; shared by the backend and the struct shim.
 import { CString, FFIType } from "bun:ffi";
-import { type Mapped, callbackPointer, encodeCString } from "./convert.ts";
+import { type Converter, type Mapped, callbackPointer, encodeCString, toNumber } from "./convert.ts";
 import type { ParameterType, ResultType, ScalarType } from "./types.ts";
 
 export const scalars: Record<ScalarType, FFIType> = {
@@ -27,6 +27,8 @@ export function mapResult(type: Exclude<ResultType, object>): Mapped<FFIType> {
     case "void": return { native: FFIType.void };
     // A pointer result as u64_fast is a plain number, 0 for NULL (FFIType.ptr would give null).
     case "ptr": return { native: FFIType.u64_fast };
+    // Past 2^53 u64_fast gives a bigint: sizes are numbers in gpuffi, so make one (as Deno and koffi do).
+    case "isize": case "usize": return { native: scalars[type], convert: toNumber as Converter };
     case "cstring": return { native: FFIType.u64_fast, convert: ((p: number) => (p === 0 ? null : readCString(p))) as never };
     default: return { native: scalars[type] };
   }

@@ -14,13 +14,20 @@ export interface Mapped<Native> {
 
 const encoder = new TextEncoder();
 
-/** A JS string as a NUL-terminated UTF-8 buffer; `null` stays NULL. */
-export function encodeCString(value: string | null): Uint8Array | null {
+/** Checks that a value can be a C string: a string without NUL, or `null`. */
+export function checkCString(value: string | null): string | null {
   if (value === null) return null;
   if (typeof value !== "string") throw new FfiArgumentError(`expected a string or null for a C string, got ${typeof value}`);
   if (value.includes("\0")) throw new FfiArgumentError(`a C string cannot contain NUL characters: ${JSON.stringify(value.slice(0, 60))}`);
-  const bytes = new Uint8Array(value.length * 3 + 1);
-  const { written } = encoder.encodeInto(value, bytes);
+  return value;
+}
+
+/** A JS string as a NUL-terminated UTF-8 buffer; `null` stays NULL. */
+export function encodeCString(value: string | null): Uint8Array | null {
+  const text = checkCString(value);
+  if (text === null) return null;
+  const bytes = new Uint8Array(text.length * 3 + 1);
+  const { written } = encoder.encodeInto(text, bytes);
   return bytes.subarray(0, written + 1);
 }
 
@@ -32,8 +39,8 @@ export function callbackPointer(value: CallbackHandle | Pointer | null): Pointer
   throw new FfiArgumentError(`expected a callback handle, a function pointer or null, got ${typeof value}`);
 }
 
-/** Pointer-sized results that some runtimes return as bigint. */
-export function toPointer(value: bigint | number | null): Pointer {
+/** Pointer-sized and size_t results, which some runtimes return as bigint. */
+export function toNumber(value: bigint | number | null): Pointer {
   return value === null ? 0 : Number(value);
 }
 

@@ -2,7 +2,7 @@
 // symbols on a thread of its own; pointers travel as `usize` so that gpuffi's numbers need no
 // pointer objects, and 64-bit results (bigint here) become numbers where gpuffi promises one.
 import type { BackendLibrary, FfiBackend } from "./backend.ts";
-import { type Converter, type Mapped, callbackPointer, encodeCString, toPointer, withConversions } from "./convert.ts";
+import { type Converter, type Mapped, callbackPointer, encodeCString, toNumber, withConversions } from "./convert.ts";
 import { decodeStruct, encodeStruct } from "./struct-codec.ts";
 import {
   type CallbackDefinition,
@@ -53,7 +53,7 @@ function mapResult(type: ResultType): Mapped<NativeResult> {
   switch (type) {
     case "void": return { native: "void" };
     case "cstring": return { native: "pointer", convert: ((p: Deno.PointerValue) => (p === null ? null : Deno.UnsafePointerView.getCString(p))) as Converter };
-    case "ptr": case "isize": case "usize": return { native: scalars[type], convert: toPointer as Converter };
+    case "ptr": case "isize": case "usize": return { native: scalars[type], convert: toNumber as Converter };
     default: return { native: scalars[type] };
   }
 }
@@ -103,7 +103,7 @@ export const denoBackend: FfiBackend = {
       t === "cstring"
         ? (((p: Deno.PointerValue) => (p === null ? null : Deno.UnsafePointerView.getCString(p))) as Converter)
         : t === "ptr" || t === "isize" || t === "usize"
-          ? (toPointer as Converter)
+          ? (toNumber as Converter)
           : undefined,
     );
     const wrapped = withConversions(fn, adapters, undefined) as never;
@@ -111,6 +111,6 @@ export const denoBackend: FfiBackend = {
     const callback = threadSafe ? Deno.UnsafeCallback.threadSafe(def, wrapped) : new Deno.UnsafeCallback(def, wrapped);
     // A thread-safe callback keeps Deno's event loop alive until it is closed, so that calls
     // arriving from other threads are delivered: dispose it when the native side is done.
-    return { ptr: toPointer(Deno.UnsafePointer.value(callback.pointer)), close: () => callback.close() };
+    return { ptr: toNumber(Deno.UnsafePointer.value(callback.pointer)), close: () => callback.close() };
   },
 };

@@ -29,6 +29,14 @@ export class FfiArgumentError extends GpuffiError {
   }
 }
 
+/** The runtime gpuffi runs on cannot do what was asked; the message says what and why. */
+export class UnsupportedError extends GpuffiError {
+  override name = "UnsupportedError";
+  constructor(message: string) {
+    super("ERR_UNSUPPORTED", message);
+  }
+}
+
 /** One place the locator looked, and why it did not take it. */
 export interface LocatorAttempt {
   readonly path: string;

@@ -3,7 +3,7 @@
 // are; i64/u64 results come back as number when small and are made bigint as gpuffi promises.
 import { createRequire } from "node:module";
 import type { BackendLibrary, FfiBackend } from "./backend.ts";
-import { type Converter, type Mapped, callbackPointer, toBigInt, toPointer, withConversions } from "./convert.ts";
+import { type Converter, type Mapped, callbackPointer, checkCString, toBigInt, toNumber, withConversions } from "./convert.ts";
 import { decodeStruct, encodeStruct } from "./struct-codec.ts";
 import {
   type CallbackDefinition,
@@ -64,7 +64,7 @@ function mapParameter(type: ParameterType, where: string): Mapped<KoffiType> {
   if (isStructType(type)) return { native: koffiStruct(type), convert: structToKoffi(type, where) };
   switch (type) {
     case "buffer": return { native: "void *" };
-    case "cstring": return { native: "const char *" };
+    case "cstring": return { native: "const char *", convert: checkCString as Converter };
     case "callback": return { native: "uintptr_t", convert: callbackPointer as Converter };
     default: return { native: scalars[type] };
   }
@@ -75,7 +75,7 @@ function mapResult(type: ResultType): Mapped<KoffiType> {
   switch (type) {
     case "void": return { native: "void" };
     case "cstring": return { native: "const char *" };
-    case "isize": case "usize": case "ptr": return { native: scalars[type], convert: toPointer as Converter };
+    case "isize": case "usize": case "ptr": return { native: scalars[type], convert: toNumber as Converter };
     default: return { native: scalars[type], convert: bigIntResult(type) };
   }
 }
@@ -117,7 +117,7 @@ export const nodeBackend: FfiBackend = {
       definition.result === "void" ? "void" : scalars[definition.result],
       definition.parameters.map((t) => (t === "cstring" ? "const char *" : scalars[t])),
     );
-    const adapters = definition.parameters.map((t) => (t === "ptr" || t === "isize" || t === "usize" ? (toPointer as Converter) : t === "i64" || t === "u64" ? (toBigInt as Converter) : undefined));
+    const adapters = definition.parameters.map((t) => (t === "ptr" || t === "isize" || t === "usize" ? (toNumber as Converter) : t === "i64" || t === "u64" ? (toBigInt as Converter) : undefined));
     const handle = koffi.register(withConversions(fn, adapters, undefined), koffi.pointer(proto));
     return { ptr: Number(handle), close: () => koffi.unregister(handle) };
   },

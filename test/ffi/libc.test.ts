@@ -1,0 +1,87 @@
+// The symbol table against the C library every Linux machine has.
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { test } from "../harness.ts";
+import { FfiArgumentError, Out, defineStruct, defineSymbols, openLibrary } from "../../src/ffi/index.ts";
+
+const div_t = defineStruct("div_t", { quot: "i32", rem: "i32" });
+const lldiv_t = defineStruct("lldiv_t", { quot: "i64", rem: "i64" });
+
+const libcSymbols = defineSymbols({
+  // int abs(int j);
+  abs: { parameters: ["i32"], result: "i32" },
+  // long long llabs(long long j);
+  llabs: { parameters: ["i64"], result: "i64" },
+  // div_t div(int numerator, int denominator);
+  div: { parameters: ["i32", "i32"], result: div_t },
+  // lldiv_t lldiv(long long numerator, long long denominator);
+  lldiv: { parameters: ["i64", "i64"], result: lldiv_t },
+  // size_t strlen(const char *s);
+  strlen: { parameters: ["cstring"], result: "usize" },
+  // char *getenv(const char *name);
+  getenv: { parameters: ["cstring"], result: "cstring" },
+  // int snprintf(char *str, size_t size, const char *format, ...);  (fixed to one int argument)
+  snprintf: { parameters: ["buffer", "usize", "cstring", "i32"], result: "i32" },
+  // int this_symbol_does_not_exist(void);
+  this_symbol_does_not_exist: { parameters: [], result: "i32", optional: true },
+});
+
+const libmSymbols = defineSymbols({
+  // double cos(double x);
+  cos: { parameters: ["f64"], result: "f64" },
+  // float sqrtf(float x);
+  sqrtf: { parameters: ["f32"], result: "f32" },
+});
+
+const libc = openLibrary("libc", "libc.so.6", libcSymbols);
+const libm = openLibrary("libm", "libm.so.6", libmSymbols);
+
+test("integers of 32 and 64 bits", () => {
+  fc.assert(fc.property(fc.integer({ min: -(2 ** 31) + 1, max: 2 ** 31 - 1 }), (n) => libc.symbols.abs(n) === Math.abs(n)));
+  fc.assert(fc.property(fc.bigInt({ min: -(2n ** 63n) + 1n, max: 2n ** 63n - 1n }), (n) => libc.symbols.llabs(n) === (n < 0n ? -n : n)));
+  assert.equal(typeof libc.symbols.llabs(-5), "bigint");
+});
+
+test("floats of 32 and 64 bits", () => {
+  fc.assert(fc.property(fc.double({ min: -1e6, max: 1e6, noNaN: true }), (x) => libm.symbols.cos(x) === Math.cos(x) || Math.abs(libm.symbols.cos(x) - Math.cos(x)) < 1e-15));
+  fc.assert(fc.property(fc.float({ min: 0, max: Math.fround(1e30), noNaN: true }), (x) => libm.symbols.sqrtf(x) === Math.fround(Math.sqrt(Math.fround(x)))));
+});
+
+test("structs returned by value", () => {
+  fc.assert(
+    fc.property(fc.integer({ min: -1e9, max: 1e9 }), fc.integer({ min: 1, max: 1e6 }), (a, b) => {
+      const r = libc.symbols.div(a, b);
+      return r.quot === Math.trunc(a / b) && r.rem === a % b;
+    }),
+  );
+  const big = libc.symbols.lldiv(-(2n ** 62n) - 7n, 1000n);
+  assert.deepEqual(big, { quot: (-(2n ** 62n) - 7n) / 1000n, rem: (-(2n ** 62n) - 7n) % 1000n });
+});
+
+test("C strings in and out, UTF-8 exact", () => {
+  fc.assert(fc.property(fc.string({ unit: "grapheme" }).filter((s) => !s.includes("\0")), (s) => libc.symbols.strlen(s) === new TextEncoder().encode(s).length));
+  assert.equal(libc.symbols.getenv("GPUFFI_SURELY_UNSET_VARIABLE"), null);
+  const out = new Uint8Array(32);
+  const n = libc.symbols.snprintf(out, out.length, "n=%d ü", 42);
+  assert.equal(new TextDecoder().decode(out.subarray(0, n)), "n=42 ü");
+});
+
+test("a C string with a NUL inside is refused before the call", () => {
+  assert.throws(() => libc.symbols.strlen("ab\0cd"), FfiArgumentError);
+});
+
+test("optional symbols that the library lacks are undefined", () => {
+  assert.equal(libc.symbols.this_symbol_does_not_exist, undefined);
+  assert.equal(libc.has("this_symbol_does_not_exist"), false);
+  assert.ok(libc.address("strlen") > 0);
+});
+
+test("out-parameters", () => {
+  const n = Out.i32();
+  assert.equal(n.value, 0);
+  n.buffer[0] = 7;
+  assert.equal(n.value, 7);
+  const p = Out.pointer();
+  (p.buffer as BigUint64Array)[0] = 0x7fff_1234_5678n;
+  assert.equal(p.value, 0x7fff_1234_5678);
+});
