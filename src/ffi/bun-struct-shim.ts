@@ -1,16 +1,33 @@
 // Generates and compiles (with bun:ffi's built-in TinyCC) the C wrappers that let Bun call
 // functions taking or returning structs by value. See csrc/struct_shim.h for the contract.
-import { FFIType, cc } from "bun:ffi";
+//
+// Every wrapper has the same signature, (fn, args, ret): the arguments travel in one block laid
+// out as a C struct (encoded by gpuffi's struct codec, declared to TinyCC by the same typedef
+// generator) and the result comes back through `ret`. Passing only pointers keeps these calls
+// clear of a Bun JIT defect seen here: after warm-up, int32 arguments to a TinyCC-compiled
+// function sometimes arrived as garbage.
+import { FFIType, cc, ptr } from "bun:ffi";
 import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { mapParameter, mapResult } from "./bun-types.ts";
-import { type Converter, withConversions } from "./convert.ts";
+import { readCString } from "./bun-types.ts";
+import { callbackPointer, encodeCString } from "./convert.ts";
 import { UnsupportedError } from "./errors.ts";
 import { decodeStruct, encodeStruct } from "./struct-codec.ts";
-import { type FieldType, type FunctionDefinition, type ParameterType, type Pointer, type ScalarType, type StructType, isArrayField, isStructType, sizeOf } from "./types.ts";
+import {
+  type FieldType,
+  type FunctionDefinition,
+  type ParameterType,
+  type Pointer,
+  type ScalarType,
+  type StructType,
+  defineStruct,
+  isArrayField,
+  isStructType,
+  sizeOf,
+} from "./types.ts";
 
 const csrcDir = fileURLToPath(new URL("../../csrc/", import.meta.url));
 
@@ -18,8 +35,6 @@ const cScalars: Record<ScalarType, string> = {
   bool: "bool", i8: "int8_t", u8: "uint8_t", i16: "int16_t", u16: "uint16_t", i32: "int32_t", u32: "uint32_t",
   i64: "int64_t", u64: "uint64_t", isize: "intptr_t", usize: "uintptr_t", f32: "float", f64: "double", ptr: "void *",
 };
-
-const cParameterTypes: Record<string, string> = { buffer: "void *", cstring: "const char *", callback: "void *" };
 
 /** Emits C typedefs for structs (nested ones first, each once) and names them. */
 class StructTypedefs {
@@ -42,10 +57,10 @@ class StructTypedefs {
     return `${cScalars[type]} ${name}`;
   }
 
-  cType(type: ParameterType | "void"): string {
+  cType(type: FieldType | "void"): string {
     if (isStructType(type)) return this.name(type);
     if (type === "void") return "void";
-    return cScalars[type as ScalarType] ?? cParameterTypes[type]!;
+    return cScalars[type as ScalarType];
   }
 }
 
@@ -72,81 +87,88 @@ function isMixed(type: StructType): boolean {
 }
 
 /** Registers (general, SSE) a parameter takes when passed in registers. */
-function registersOf(type: ParameterType): [number, number] {
+function registersOf(type: FieldType): [number, number] {
   if (type === "f32" || type === "f64") return [0, 1];
   if (!isStructType(type)) return [1, 0];
   const classes = eightbyteClasses(type) ?? [];
   return [classes.filter((c) => c === "int").length, classes.filter((c) => c === "sse").length];
 }
 
-function wrapperSource(name: string, definition: FunctionDefinition, typedefs: StructTypedefs): string {
-  const params: string[] = ["void *fn"];
+/** The C type each parameter has inside the argument block: JS memory and callbacks become pointers. */
+const blockField = (type: ParameterType): FieldType => (isStructType(type) ? type : type === "buffer" || type === "cstring" || type === "callback" ? "ptr" : type);
+
+function wrapperSource(name: string, definition: FunctionDefinition, argsType: StructType | undefined, typedefs: StructTypedefs): string {
   const calleeTypes: string[] = [];
   const args: string[] = [];
   let [generalUsed, sseUsed] = [0, 0];
-  definition.parameters.forEach((t, i) => {
+  definition.parameters.forEach((parameter, i) => {
+    const t = blockField(parameter);
     const [general, sse] = registersOf(t);
     if (isStructType(t) && isMixed(t)) {
       // Split into eightbytes only while both fit in registers, as the ABI would place them.
       if (generalUsed + general > 6 || sseUsed + sse > 8) {
         throw new UnsupportedError(`${name}: on Bun, argument ${i} (struct ${t.name}) would be passed on the stack, which the struct shim cannot express`);
       }
-      params.push(`const ${typedefs.cType(t)} *a${i}`);
       eightbyteClasses(t)!.forEach((c, e) => {
         calleeTypes.push(c === "int" ? "uint64_t" : "double");
-        args.push(`gpuffi_eightbyte_${c}(a${i}, ${t.size}, ${e})`);
+        args.push(`gpuffi_eightbyte_${c}(&a->f${i}, ${t.size}, ${e})`);
       });
-    } else if (isStructType(t)) {
-      params.push(`const ${typedefs.cType(t)} *a${i}`);
-      calleeTypes.push(typedefs.cType(t));
-      args.push(`*a${i}`);
     } else {
-      params.push(`${typedefs.cType(t)} a${i}`);
       calleeTypes.push(typedefs.cType(t));
-      args.push(`a${i}`);
+      args.push(`a->f${i}`);
     }
     if (!isStructType(t) || eightbyteClasses(t)) [generalUsed, sseUsed] = [generalUsed + general, sseUsed + sse];
   });
   const callee = (ret: string) => `((${ret} (*)(${calleeTypes.join(", ") || "void"}))fn)(${args.join(", ")})`;
-  const result = definition.result;
-  if (isStructType(result)) {
-    const ret = typedefs.cType(result);
-    params.push(`${ret} *ret`);
-    const body = isMixed(result)
-      ? `  uint64_t rax = ${callee("uint64_t")};\n  uint64_t xmm0;\n  __asm__ volatile("movq %%xmm0, %0" : "=m"(xmm0));\n` +
-        `  gpuffi_store_mixed(ret, ${result.size}, ${eightbyteClasses(result)![0] === "int" ? 1 : 0}, rax, xmm0);`
-      : `  *ret = ${callee(ret)};`;
-    return `void gpuffi_shim_${name}(${params.join(", ")}) {\n${body}\n}`;
-  }
-  const ret = typedefs.cType(result);
-  return `${ret} gpuffi_shim_${name}(${params.join(", ")}) {\n  ${ret === "void" ? "" : "return "}${callee(ret)};\n}`;
+  const result = definition.result === "cstring" ? "ptr" : definition.result;
+  const argsDecl = argsType ? `  const ${typedefs.name(argsType)} *a = args;\n` : "";
+  let body: string;
+  if (result === "void") body = `  ${callee("void")};`;
+  else if (isStructType(result) && isMixed(result)) {
+    body =
+      `  uint64_t rax = ${callee("uint64_t")};\n  uint64_t xmm0;\n  __asm__ volatile("movq %%xmm0, %0" : "=m"(xmm0));\n` +
+      `  gpuffi_store_mixed(ret, ${result.size}, ${eightbyteClasses(result)![0] === "int" ? 1 : 0}, rax, xmm0);`;
+  } else body = `  *(${typedefs.cType(result)} *)ret = ${callee(typedefs.cType(result))};`;
+  return `void gpuffi_shim_${name}(void *fn, const void *args, void *ret) {\n${argsDecl}${body}\n}`;
 }
 
-/** The JS side of one wrapper: encode struct arguments, pass the address, decode a struct result. */
-function bindWrapper(name: string, definition: FunctionDefinition, address: Pointer, call: (...args: never[]) => unknown) {
-  const structResult = isStructType(definition.result) ? definition.result : undefined;
-  const parameterConverters: (Converter | undefined)[] = definition.parameters.map((t, i) =>
-    isStructType(t) ? (((v: never) => encodeStruct(t, v, `${name} argument ${i}`)) as Converter) : mapParameter(t as never).convert,
-  );
-  const resultConverter = structResult ? undefined : mapResult(definition.result as never).convert;
-  const convertedCall = withConversions(call, [undefined, ...parameterConverters], resultConverter);
-  if (!structResult) return (...args: never[]) => convertedCall(address as never, ...args);
-  return (...args: never[]) => {
-    const ret = new Uint8Array(structResult.size);
-    convertedCall(address as never, ...args, ret as never);
-    return decodeStruct(structResult, ret);
+/** The JS side of one wrapper: fill the argument block, call, read the result. */
+function bindWrapper(name: string, definition: FunctionDefinition, argsType: StructType | undefined, address: Pointer, call: (fn: Pointer, args: Uint8Array | null, ret: Uint8Array | null) => void) {
+  const result = definition.result;
+  const resultType = result === "void" ? undefined : isStructType(result) ? result : defineStruct(`${name} result`, { r: result === "cstring" ? "ptr" : result });
+  const readResult = (ret: Uint8Array) => {
+    if (isStructType(result)) return decodeStruct(result, ret);
+    const value = decodeStruct(resultType!, ret).r;
+    return result === "cstring" ? (value === 0 ? null : readCString(value as number)) : value;
+  };
+  return (...values: unknown[]) => {
+    // JS memory handed to C stays referenced here until the call returns.
+    const keepAlive: (ArrayBufferView | null)[] = [];
+    const addressOf = (view: ArrayBufferView | null) => (keepAlive.push(view), view === null || view.byteLength === 0 ? 0 : (ptr(view as never) as number));
+    const init: Record<string, unknown> = {};
+    definition.parameters.forEach((t, i) => {
+      const value = values[i];
+      init[`f${i}`] = t === "buffer" ? addressOf(value as ArrayBufferView | null) : t === "cstring" ? addressOf(encodeCString(value as string | null)) : t === "callback" ? callbackPointer(value as never) : value;
+    });
+    const args = argsType ? encodeStruct(argsType, init as never, name) : null;
+    const ret = resultType ? new Uint8Array(resultType.size) : null;
+    call(address, args, ret);
+    keepAlive.length = 0;
+    return ret ? readResult(ret) : undefined;
   };
 }
 
 export function compileStructShim(entries: readonly (readonly [string, FunctionDefinition])[], addresses: ReadonlyMap<string, Pointer>) {
   const typedefs = new StructTypedefs();
   const wrappers: string[] = [];
-  const supported: (readonly [string, FunctionDefinition])[] = [];
+  const supported: (readonly [string, FunctionDefinition, StructType | undefined])[] = [];
   const symbols: Record<string, (...args: never[]) => unknown> = {};
   for (const [name, d] of entries) {
+    const fields = Object.fromEntries(d.parameters.map((t, i) => [`f${i}`, blockField(t)]));
+    const argsType = d.parameters.length > 0 ? defineStruct(`${name}_args`, fields) : undefined;
     try {
-      wrappers.push(wrapperSource(name, d, typedefs));
-      supported.push([name, d]);
+      wrappers.push(wrapperSource(name, d, argsType, typedefs));
+      supported.push([name, d, argsType]);
     } catch (error) {
       if (!(error instanceof UnsupportedError)) throw error;
       symbols[name] = () => {
@@ -162,17 +184,10 @@ export function compileStructShim(entries: readonly (readonly [string, FunctionD
   const file = join(dir, `shim-${createHash("sha256").update(source).digest("hex").slice(0, 16)}.c`);
   writeFileSync(file, source);
 
-  const specs = Object.fromEntries(
-    supported.map(([name, d]) => {
-      const args = [FFIType.ptr, ...d.parameters.map((t) => (isStructType(t) ? FFIType.ptr : mapParameter(t as never).native))];
-      if (isStructType(d.result)) args.push(FFIType.ptr);
-      const returns = isStructType(d.result) ? FFIType.void : mapResult(d.result as never).native;
-      return [`gpuffi_shim_${name}`, { args, returns }];
-    }),
-  );
-  const compiled = cc({ source: file, include: [csrcDir], symbols: specs });
-  for (const [name, d] of supported) {
-    symbols[name] = bindWrapper(name, d, addresses.get(name)!, compiled.symbols[`gpuffi_shim_${name}`] as never);
+  const signature = { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.void };
+  const compiled = cc({ source: file, include: [csrcDir], symbols: Object.fromEntries(supported.map(([name]) => [`gpuffi_shim_${name}`, signature])) });
+  for (const [name, d, argsType] of supported) {
+    symbols[name] = bindWrapper(name, d, argsType, addresses.get(name)!, compiled.symbols[`gpuffi_shim_${name}`] as never) as never;
   }
   return { symbols, close: () => compiled.close(), source };
 }
