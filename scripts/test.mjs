@@ -12,7 +12,7 @@ const bin = (name) => join(root, "node_modules", ".bin", name);
 
 const runtimes = {
   bun: [bin("bun"), ["test/run.ts"]],
-  deno: [bin("deno"), ["run", "--allow-all", "--unstable-ffi", "test/run.ts"]],
+  deno: [bin("deno"), ["run", "--allow-all", "--v8-flags=--expose-gc", "test/run.ts"]],
   node: [process.execPath, ["--import", "tsx", "--expose-gc", "test/run.ts"]],
 };
 
