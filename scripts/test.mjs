@@ -2,7 +2,7 @@
 // `npm test`: runs test/run.ts once on each runtime (Bun, Deno, Node via tsx), prints every
 // runtime's results, and closes with the plain line `N passed, N failed, N skipped`.
 //   npm test -- [--runtime bun,deno,node] [file-filter ...]
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { buildTestFixtures } from "./build-test-fixtures.mjs";
@@ -56,6 +56,16 @@ function runOn(name) {
 
 const totals = { passed: 0, failed: 0, skipped: 0 };
 const results = [];
+
+// The whole suite also typechecks: the three runtimes strip types without checking them.
+if (runtimeFlag < 0 && filters.length === 0) {
+  const tsc = spawnSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "--noEmit", "-p", root], { encoding: "utf8" });
+  const ok = tsc.status === 0;
+  console.log(ok ? "[tsc] ✓ typecheck" : `[tsc] ✗ typecheck\n${tsc.stdout}${tsc.stderr}`);
+  results.push({ name: "tsc", passed: ok ? 1 : 0, failed: ok ? 0 : 1, skipped: 0 });
+  totals.passed += ok ? 1 : 0;
+  totals.failed += ok ? 0 : 1;
+}
 for (const name of selected) {
   if (!runtimes[name]) throw new Error(`unknown runtime ${name}; choose from ${Object.keys(runtimes).join(", ")}`);
   const result = await runOn(name);

@@ -1,0 +1,2 @@
+// gpuffi: CUDA runtime, cuBLAS and llama.cpp from TypeScript on Bun, Deno and Node.
+export * from "./ffi/index.ts";

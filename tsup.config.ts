@@ -1,0 +1,13 @@
+import { defineConfig } from "tsup";
+
+// Node consumers get compiled ESM + .d.ts from dist/; Bun and Deno run the TypeScript sources.
+export default defineConfig({
+  entry: { index: "src/index.ts", "ffi/index": "src/ffi/index.ts" },
+  format: ["esm"],
+  target: "node20",
+  platform: "node",
+  dts: true,
+  clean: true,
+  sourcemap: true,
+  external: ["bun:ffi", "koffi"],
+});
