@@ -4,7 +4,7 @@ import { type RuntimeName, runtimeName, runtimeVersion } from "./runtime.ts";
 
 export * from "./types.ts";
 export * from "./errors.ts";
-export { NativeResource, setLeakReporter, leakStatistics } from "./resource.ts";
+export { NativeResource, setLeakReporter, leakStatistics, type LeakReporter } from "./resource.ts";
 export { NativeLibrary, LibraryLoadError, openLibrary, loadLibrary } from "./library.ts";
 export { type LibrarySpec, type LocateOptions, type SearchDir, type Environment, type Candidate, candidatePaths, versionedDirs } from "./locator.ts";
 export { nativeView, copyFromNative, copyToNative, readCString, readStruct, writeStructAt, Out, HostMemory } from "./memory.ts";

@@ -8,7 +8,7 @@ interface Held {
   readonly release: () => void;
 }
 
-type LeakReporter = (kind: string, count: number) => void;
+export type LeakReporter = (kind: string, count: number) => void;
 
 const warnedKinds = new Set<string>();
 const leakCounts = new Map<string, number>();

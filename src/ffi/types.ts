@@ -83,14 +83,14 @@ export interface CallbackDefinition {
 
 // ----- JS value types derived from the table --------------------------------------------------
 
-type ScalarValue<T> = T extends "bool" ? boolean : T extends BigIntType ? bigint : number;
-type ScalarInput<T> = T extends "bool" ? boolean : T extends BigIntType ? bigint | number : number;
+export type ScalarValue<T> = T extends "bool" ? boolean : T extends BigIntType ? bigint : number;
+export type ScalarInput<T> = T extends "bool" ? boolean : T extends BigIntType ? bigint | number : number;
 
 /** What a struct looks like in JS when it is read from C. */
 export type StructValue<F extends StructFields> = {
   -readonly [K in keyof F]: FieldValue<F[K]>;
 };
-type FieldValue<T> = T extends StructType<infer G>
+export type FieldValue<T> = T extends StructType<infer G>
   ? StructValue<G>
   : T extends ArrayFieldType
     ? ScalarValue<T["array"]>[]
@@ -100,7 +100,7 @@ type FieldValue<T> = T extends StructType<infer G>
 export type StructInit<F extends StructFields> = {
   -readonly [K in keyof F]?: FieldInit<F[K]>;
 };
-type FieldInit<T> = T extends StructType<infer G>
+export type FieldInit<T> = T extends StructType<infer G>
   ? StructInit<G>
   : T extends ArrayFieldType
     ? ArrayLike<ScalarInput<T["array"]>>
@@ -111,7 +111,7 @@ export interface CallbackHandle {
   readonly ptr: Pointer;
 }
 
-type ParameterValue<T> = T extends StructType<infer F>
+export type ParameterValue<T> = T extends StructType<infer F>
   ? StructInit<F>
   : T extends "buffer"
     ? ArrayBufferView | null
@@ -121,7 +121,7 @@ type ParameterValue<T> = T extends StructType<infer F>
         ? CallbackHandle | Pointer | null
         : ScalarInput<T>;
 
-type ResultValue<T> = T extends StructType<infer F>
+export type ResultValue<T> = T extends StructType<infer F>
   ? StructValue<F>
   : T extends "void"
     ? void
@@ -129,7 +129,7 @@ type ResultValue<T> = T extends StructType<infer F>
       ? string | null
       : ScalarValue<T>;
 
-type ParameterValues<P extends readonly ParameterType[]> = { -readonly [K in keyof P]: ParameterValue<P[K]> };
+export type ParameterValues<P extends readonly ParameterType[]> = { -readonly [K in keyof P]: ParameterValue<P[K]> };
 
 /** The JS function type of one table entry. */
 export type NativeFunction<D extends FunctionDefinition> = (
@@ -141,7 +141,7 @@ export type NativeSymbols<T extends SymbolTable> = {
   readonly [K in keyof T]: T[K]["optional"] extends true ? NativeFunction<T[K]> | undefined : NativeFunction<T[K]>;
 };
 
-type NonblockingKeys<T extends SymbolTable> = {
+export type NonblockingKeys<T extends SymbolTable> = {
   [K in keyof T]: T[K]["nonblocking"] extends true ? K : never;
 }[keyof T];
 
@@ -156,7 +156,7 @@ export type AsyncSymbols<T extends SymbolTable> = {
 export type CallbackFunction<D extends CallbackDefinition> = (
   ...args: CallbackArguments<D["parameters"]>
 ) => D["result"] extends "void" ? void : ScalarInput<D["result"]>;
-type CallbackArguments<P extends readonly (ScalarType | "cstring")[]> = {
+export type CallbackArguments<P extends readonly (ScalarType | "cstring")[]> = {
   -readonly [K in keyof P]: P[K] extends "cstring" ? string | null : ScalarValue<P[K]>;
 };
 
