@@ -1,0 +1,85 @@
+// What every subcommand module provides, and the helpers they share for arguments and output.
+import { parseArgs } from "node:util";
+import { GpuffiError } from "../ffi/errors.ts";
+
+/** Where a command prints; tests capture it, the real CLI writes to stdout/stderr. */
+export interface CliIO {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export interface Command {
+  readonly name: string;
+  readonly summary: string;
+  readonly usage: string;
+  /** Runs with the arguments after the command name; resolves to the exit code. */
+  run(argv: string[], io: CliIO): Promise<number>;
+}
+
+/** The command line was wrong; main prints the message and the command's usage, exit code 2. */
+export class UsageError extends GpuffiError {
+  override name = "UsageError";
+  constructor(message: string) {
+    super("ERR_USAGE", message);
+  }
+}
+
+type OptionKinds = Record<string, "string" | "boolean">;
+
+export interface ParsedArgs {
+  readonly positionals: string[];
+  readonly values: Record<string, string | boolean | undefined>;
+}
+
+/** Strict parsing (unknown options are usage errors) with exactly `positionalCount` positionals. */
+export function parseCommandArgs(argv: string[], options: OptionKinds, positionalNames: readonly string[]): ParsedArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: Object.fromEntries(Object.entries(options).map(([name, type]) => [name, { type }])),
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  const { positionals, values } = parsed;
+  if (positionals.length !== positionalNames.length) {
+    throw new UsageError(`expected ${positionalNames.join(" and ")}, got ${positionals.length === 0 ? "nothing" : positionals.map((p) => `"${p}"`).join(" ")}`);
+  }
+  return { positionals, values: values as ParsedArgs["values"] };
+}
+
+/** An integer option, or `fallback` when absent. */
+export function integerOption(values: ParsedArgs["values"], name: string, fallback: number): number {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  if (typeof raw !== "string" || !/^-?\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw new UsageError(`--${name} needs an integer, got "${String(raw)}"`);
+  return Number(raw);
+}
+
+/** A required finite number option. */
+export function numberOption(values: ParsedArgs["values"], name: string): number {
+  const raw = values[name];
+  if (raw === undefined) throw new UsageError(`--${name} is required`);
+  const value = Number(raw);
+  if (typeof raw !== "string" || raw.trim() === "" || !Number.isFinite(value)) throw new UsageError(`--${name} needs a number, got "${String(raw)}"`);
+  return value;
+}
+
+/** JSON that survives bigints, typed arrays and non-finite floats. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v === "bigint") return v.toString();
+    if (typeof v === "number" && !Number.isFinite(v)) return String(v);
+    if (ArrayBuffer.isView(v) && !(v instanceof DataView)) return Array.from(v as unknown as ArrayLike<number | bigint>);
+    return v;
+  }, 2);
+}
+
+/** Left-aligned columns; the first row is the heading. */
+export function table(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => "  " + r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ")).join("\n");
+}
