@@ -1,17 +1,18 @@
 #!/usr/bin/env node
 // `npm run bench`: the FFI per-call benchmark on Bun, Deno and Node next to a C loop measured in
 // the same run; prints a table and writes bench/results/ffi-<machine>.{md,json}.
-//   npm run bench -- [--out bench/results] [--label cpu]
+//   npm run bench -- [--out bench/results] [--label cpu] [--runtimes bun,deno,node]
+// GPUFFI_BUN / GPUFFI_DENO / GPUFFI_NODE point at other runtime binaries.
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, hostname } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const args = process.argv.slice(2);
 const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
-const outDir = join(root, option("--out", "bench/results"));
+const outDir = resolve(root, option("--out", "bench/results"));
 const label = option("--label", "cpu");
 const build = join(root, ".cache", "bench");
 mkdirSync(build, { recursive: true });
@@ -25,11 +26,12 @@ execFileSync(cc, ["-O2", "-o", anchor, source, "-ldl"]);
 const c = JSON.parse(execFileSync(anchor, [library], { encoding: "utf8" }));
 
 const bin = (name) => join(root, "node_modules", ".bin", name);
-const runtimes = {
-  bun: [bin("bun"), ["bench/ffi.bench.ts", library]],
-  deno: [bin("deno"), ["run", "--allow-all", "bench/ffi.bench.ts", library]],
-  node: [process.execPath, ["--import", "tsx", "bench/ffi.bench.ts", library]],
+const allRuntimes = {
+  bun: [process.env.GPUFFI_BUN ?? bin("bun"), ["bench/ffi.bench.ts", library]],
+  deno: [process.env.GPUFFI_DENO ?? bin("deno"), ["run", "--allow-all", "bench/ffi.bench.ts", library]],
+  node: [process.env.GPUFFI_NODE ?? process.execPath, ["--import", "tsx", "bench/ffi.bench.ts", library]],
 };
+const runtimes = Object.fromEntries(option("--runtimes", "bun,deno,node").split(",").map((name) => [name, allRuntimes[name]]));
 function measure(name, variant) {
   const [command, commandArgs] = runtimes[name];
   const result = spawnSync(command, [...commandArgs, variant], { cwd: root, encoding: "utf8" });

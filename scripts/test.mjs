@@ -10,10 +10,11 @@ import { buildTestFixtures } from "./build-test-fixtures.mjs";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name) => join(root, "node_modules", ".bin", name);
 
+// GPUFFI_BUN / GPUFFI_DENO / GPUFFI_NODE point at other binaries (the GPU machine carries its own).
 const runtimes = {
-  bun: [bin("bun"), ["test/run.ts"]],
-  deno: [bin("deno"), ["run", "--allow-all", "--v8-flags=--expose-gc", "test/run.ts"]],
-  node: [process.execPath, ["--import", "tsx", "--expose-gc", "test/run.ts"]],
+  bun: [process.env.GPUFFI_BUN ?? bin("bun"), ["test/run.ts"]],
+  deno: [process.env.GPUFFI_DENO ?? bin("deno"), ["run", "--allow-all", "--v8-flags=--expose-gc", "test/run.ts"]],
+  node: [process.env.GPUFFI_NODE ?? process.execPath, ["--import", "tsx", "--expose-gc", "test/run.ts"]],
 };
 
 const args = process.argv.slice(2);

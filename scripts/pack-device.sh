@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Packs what the GPU machine lacks into the ignored folder .device/ (name it in the device tool's
+# `carry`): the JS runtimes, xz-compressed, and the few npm packages the tests and benchmarks
+# import. The tree that travels is capped at 64 MiB: Bun (≈40 MB) travels alone; Deno (≈31 MB)
+# and Node (≈24 MB) fit together.
+#   scripts/pack-device.sh bun|deno|node ... [--llama]
+# --llama adds the exact llama.cpp source that the node-llama-cpp npm package bundles.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+grep -qx '/.device/' .git/info/exclude 2>/dev/null || echo '/.device/' >> .git/info/exclude
+rm -rf .device && mkdir -p .device
+for what in "$@"; do
+  case "$what" in
+    bun)  xz -T2 -6 -c node_modules/bun/bin/bun.exe > .device/bun.xz ;;
+    deno) xz -T2 -6 -c node_modules/deno/deno > .device/deno.xz ;;
+    node) xz -T2 -6 -c "$(command -v node)" > .device/node.xz ;;
+    --llama)
+      tmp=$(mktemp -d)
+      version=$(node -p "require('./package.json').devDependencies['node-llama-cpp'] ?? '3.22.1'" | tr -d '^~')
+      (cd "$tmp" && npm pack "node-llama-cpp@$version" >/dev/null 2>&1 && tar xzf node-llama-cpp-*.tgz package/llama/gitRelease.bundle && git clone -q package/llama/gitRelease.bundle src)
+      (cd "$tmp/src" && git archive --format=tar HEAD CMakeLists.txt cmake ggml src include common tools vendor licenses LICENSE) | xz -T2 -6 > .device/llama-src.tar.xz
+      rm -rf "$tmp" ;;
+    *) echo "unknown: $what (bun|deno|node|--llama)" >&2; exit 2 ;;
+  esac
+done
+packages="fast-check pure-rand mitata"
+case " $* " in *" node "*) packages="$packages koffi @koromix tsx" ;; esac
+existing=$(for p in $packages; do [ -e "node_modules/$p" ] && echo "node_modules/$p"; done)
+tar cf - $existing | xz -T2 -6 > .device/node_modules.tar.xz
+ls -la .device; du -sh .device
