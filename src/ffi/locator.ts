@@ -5,8 +5,9 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 
 export type Environment = Readonly<Record<string, string | undefined>>;
 
@@ -85,6 +86,22 @@ function* pythonSitePackages(env: Environment): Generator<SearchDir> {
         const nvidia = join(python, site, "nvidia");
         for (const pkg of existsSync(nvidia) ? readdirSync(nvidia).sort() : []) yield { dir: join(nvidia, pkg, "lib"), source: `${source}: pip nvidia-* wheel` };
       }
+    }
+  }
+}
+
+/**
+ * `node_modules/<pkg>/<subdir>` in every directory from `start` (default: the working directory)
+ * up to the root, then from gpuffi's own installation up: where npm puts prebuilt binaries
+ * (e.g. llama.cpp's in `@node-llama-cpp/linux-x64-cuda`).
+ */
+export function* nodeModulesDirs(pkg: string, subdir: string, start = process.cwd()): Generator<SearchDir> {
+  const seen = new Set<string>();
+  for (const from of [start, dirname(fileURLToPath(import.meta.url))]) {
+    for (let dir = from; !seen.has(dir); dir = dirname(dir)) {
+      seen.add(dir);
+      const candidate = join(dir, "node_modules", pkg, subdir);
+      if (existsSync(candidate)) yield { dir: candidate, source: `npm package ${pkg}` };
     }
   }
 }

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "../harness.ts";
-import { LibraryNotFoundError, type LibrarySpec, candidatePaths, defineSymbols, loadLibrary, versionedDirs } from "../../src/ffi/index.ts";
+import { LibraryNotFoundError, type LibrarySpec, candidatePaths, defineSymbols, loadLibrary, nodeModulesDirs, versionedDirs } from "../../src/ffi/index.ts";
 import { cudartSpec } from "../../src/cuda/cudart-library.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "gpuffi-locator-"));
@@ -73,4 +73,13 @@ test("versioned toolkit directories sort newest first", () => {
   const root = join(scratch, "local");
   for (const name of ["cuda-12.4", "cuda-13.0", "cuda-12.10", "cuda-9.2", "other"]) mkdirSync(join(root, name), { recursive: true });
   assert.deepEqual(versionedDirs(root, /^cuda-\d+(\.\d+)*$/).map((d) => d.slice(root.length + 1)), ["cuda-13.0", "cuda-12.10", "cuda-12.4", "cuda-9.2"]);
+});
+
+test("prebuilt binaries in npm packages are found from the working directory upwards", () => {
+  const project = join(scratch, "project", "packages", "app");
+  const bins = join(scratch, "project", "node_modules", "@vendor", "prebuilt-linux-x64", "bins");
+  mkdirSync(project, { recursive: true });
+  mkdirSync(bins, { recursive: true });
+  const dirs = [...nodeModulesDirs("@vendor/prebuilt-linux-x64", "bins", project)];
+  assert.deepEqual(dirs[0], { dir: bins, source: "npm package @vendor/prebuilt-linux-x64" });
 });
