@@ -8,12 +8,13 @@ const scalarTypes: ScalarType[] = ["bool", "i8", "u8", "i16", "u16", "i32", "u32
 
 const fieldType: fc.Arbitrary<FieldType> = fc.letrec<{ field: FieldType; struct: StructType }>((tie) => ({
   field: fc.oneof(
+    { maxDepth: 3 },
     { weight: 6, arbitrary: fc.constantFrom(...scalarTypes) },
     { weight: 1, arbitrary: fc.record({ array: fc.constantFrom(...scalarTypes), length: fc.integer({ min: 1, max: 5 }) }) },
     { weight: 1, arbitrary: tie("struct") as fc.Arbitrary<StructType> },
   ),
   struct: fc.array(tie("field"), { minLength: 1, maxLength: 5 }).map((fields) => defineStruct("nested", Object.fromEntries(fields.map((f, i) => [`n${i}`, f])))),
-}), { depthSize: "small" }).field;
+})).field;
 
 const structType = fc.array(fieldType, { minLength: 1, maxLength: 8 }).map((fields) => defineStruct("random", Object.fromEntries(fields.map((f, i) => [`f${i}`, f]))));
 
