@@ -1,6 +1,7 @@
 // Where libcudart lives and which symbols gpuffi binds, in the order of cuda_runtime_api.h.
-// Issue #4 grows this table; it starts with the calls that work without a GPU.
-import { type Environment, type LibrarySpec, type SearchDir, defineSymbols, versionedDirs } from "../ffi/index.ts";
+// Only calls whose C signature is the same in CUDA 12 and 13 are in the main table; the two
+// that changed (prefetch and advise) have one table per major version below.
+import { type Environment, type LibrarySpec, type SearchDir, defineStruct, defineSymbols, versionedDirs } from "../ffi/index.ts";
 import { join } from "node:path";
 
 /** CUDA toolkit directories: $CUDA_PATH/$CUDA_HOME, /usr/local/cuda, then /usr/local/cuda-X.Y newest first. */
@@ -26,6 +27,10 @@ export const cudartSpec: LibrarySpec = {
 };
 
 export const cudartSymbols = defineSymbols({
+  // cudaError_t cudaDeviceSynchronize(void);
+  cudaDeviceSynchronize: { parameters: [], result: "i32" },
+  // cudaError_t cudaDeviceGetPCIBusId(char *pciBusId, int len, int device);
+  cudaDeviceGetPCIBusId: { parameters: ["buffer", "i32", "i32"], result: "i32" },
   // cudaError_t cudaGetLastError(void);
   cudaGetLastError: { parameters: [], result: "i32" },
   // cudaError_t cudaPeekAtLastError(void);
@@ -36,10 +41,93 @@ export const cudartSymbols = defineSymbols({
   cudaGetErrorString: { parameters: ["i32"], result: "cstring" },
   // cudaError_t cudaGetDeviceCount(int *count);
   cudaGetDeviceCount: { parameters: ["buffer"], result: "i32" },
+  // cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int device);
+  cudaDeviceGetAttribute: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  // cudaError_t cudaSetDevice(int device);
+  cudaSetDevice: { parameters: ["i32"], result: "i32" },
   // cudaError_t cudaGetDevice(int *device);
   cudaGetDevice: { parameters: ["buffer"], result: "i32" },
+  // cudaError_t cudaStreamCreateWithFlags(cudaStream_t *pStream, unsigned int flags);
+  cudaStreamCreateWithFlags: { parameters: ["buffer", "u32"], result: "i32" },
+  // cudaError_t cudaStreamDestroy(cudaStream_t stream);
+  cudaStreamDestroy: { parameters: ["ptr"], result: "i32" },
+  // cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags);
+  cudaStreamWaitEvent: { parameters: ["ptr", "ptr", "u32"], result: "i32" },
+  // cudaError_t cudaStreamSynchronize(cudaStream_t stream);
+  cudaStreamSynchronize: { parameters: ["ptr"], result: "i32", nonblocking: true },
+  // cudaError_t cudaStreamQuery(cudaStream_t stream);
+  cudaStreamQuery: { parameters: ["ptr"], result: "i32" },
+  // cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags);
+  cudaEventCreateWithFlags: { parameters: ["buffer", "u32"], result: "i32" },
+  // cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream);
+  cudaEventRecord: { parameters: ["ptr", "ptr"], result: "i32" },
+  // cudaError_t cudaEventQuery(cudaEvent_t event);
+  cudaEventQuery: { parameters: ["ptr"], result: "i32" },
+  // cudaError_t cudaEventSynchronize(cudaEvent_t event);
+  cudaEventSynchronize: { parameters: ["ptr"], result: "i32", nonblocking: true },
+  // cudaError_t cudaEventDestroy(cudaEvent_t event);
+  cudaEventDestroy: { parameters: ["ptr"], result: "i32" },
+  // cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);
+  cudaEventElapsedTime: { parameters: ["buffer", "ptr", "ptr"], result: "i32" },
+  // cudaError_t cudaMallocManaged(void **devPtr, size_t size, unsigned int flags);
+  cudaMallocManaged: { parameters: ["buffer", "usize", "u32"], result: "i32" },
+  // cudaError_t cudaMalloc(void **devPtr, size_t size);
+  cudaMalloc: { parameters: ["buffer", "usize"], result: "i32" },
+  // cudaError_t cudaFree(void *devPtr);
+  cudaFree: { parameters: ["ptr"], result: "i32" },
+  // cudaError_t cudaFreeHost(void *ptr);
+  cudaFreeHost: { parameters: ["ptr"], result: "i32" },
+  // cudaError_t cudaHostAlloc(void **pHost, size_t size, unsigned int flags);
+  cudaHostAlloc: { parameters: ["buffer", "usize", "u32"], result: "i32" },
+  // cudaError_t cudaMemGetInfo(size_t *free, size_t *total);
+  cudaMemGetInfo: { parameters: ["buffer", "buffer"], result: "i32" },
+  // cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind, cudaStream_t stream);
+  cudaMemcpyAsync: { parameters: ["ptr", "ptr", "usize", "i32", "ptr"], result: "i32" },
+  // cudaError_t cudaMemsetAsync(void *devPtr, int value, size_t count, cudaStream_t stream);
+  cudaMemsetAsync: { parameters: ["ptr", "i32", "usize", "ptr"], result: "i32" },
+  // cudaError_t cudaMallocAsync(void **devPtr, size_t size, cudaStream_t hStream);
+  cudaMallocAsync: { parameters: ["buffer", "usize", "ptr"], result: "i32" },
+  // cudaError_t cudaFreeAsync(void *devPtr, cudaStream_t hStream);
+  cudaFreeAsync: { parameters: ["ptr", "ptr"], result: "i32" },
   // cudaError_t cudaDriverGetVersion(int *driverVersion);
   cudaDriverGetVersion: { parameters: ["buffer"], result: "i32" },
   // cudaError_t cudaRuntimeGetVersion(int *runtimeVersion);
   cudaRuntimeGetVersion: { parameters: ["buffer"], result: "i32" },
+});
+
+// cudaMemcpyAsync once more, with a JS typed array on the host side: the FFI pins it for the
+// duration of the call. The CUDA docs ("API synchronization behavior") promise that a copy from
+// pageable memory returns once the data is staged, and one to pageable memory once it landed,
+// so the JS memory is free again when the call returns. A C symbol has one signature per
+// table, hence one table per direction, opened on the same file.
+const copyToDevice = {
+  // cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind, cudaStream_t stream);
+  cudaMemcpyAsync: { parameters: ["ptr", "buffer", "usize", "i32", "ptr"], result: "i32" },
+} as const;
+export const cudartToHostSymbols = defineSymbols({
+  // cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind, cudaStream_t stream);
+  cudaMemcpyAsync: { parameters: ["buffer", "ptr", "usize", "i32", "ptr"], result: "i32" },
+});
+
+/** struct cudaMemLocation { enum cudaMemLocationType type; int id; } (CUDA 12.2+). */
+export const cudaMemLocation = defineStruct("cudaMemLocation", { type: "i32", id: "i32" });
+
+// CUDA 13 gave cudaMemPrefetchAsync and cudaMemAdvise the signatures of 12.2's `_v2` calls
+// (a cudaMemLocation instead of a device ordinal). CUDA 12 keeps the ordinal form under the
+// plain names in every 12.x, so it gets that form and needs no struct at all. The host-to-device
+// cudaMemcpyAsync rides along in these tables: Bun's backend cannot open a table whose every
+// function takes a struct.
+export const cudart13Symbols = defineSymbols({
+  ...copyToDevice,
+  // cudaError_t cudaMemPrefetchAsync(const void *devPtr, size_t count, struct cudaMemLocation location, unsigned int flags, cudaStream_t stream);
+  cudaMemPrefetchAsync: { parameters: ["ptr", "usize", cudaMemLocation, "u32", "ptr"], result: "i32" },
+  // cudaError_t cudaMemAdvise(const void *devPtr, size_t count, enum cudaMemoryAdvise advice, struct cudaMemLocation location);
+  cudaMemAdvise: { parameters: ["ptr", "usize", "i32", cudaMemLocation], result: "i32" },
+});
+export const cudart12Symbols = defineSymbols({
+  ...copyToDevice,
+  // cudaError_t cudaMemPrefetchAsync(const void *devPtr, size_t count, int dstDevice, cudaStream_t stream);
+  cudaMemPrefetchAsync: { parameters: ["ptr", "usize", "i32", "ptr"], result: "i32" },
+  // cudaError_t cudaMemAdvise(const void *devPtr, size_t count, enum cudaMemoryAdvise advice, int device);
+  cudaMemAdvise: { parameters: ["ptr", "usize", "i32", "i32"], result: "i32" },
 });

@@ -1,0 +1,46 @@
+// gpuffi's CUDA runtime layer: versions, devices, contexts, streams, events, memory, errors.
+export { CudaContext, type CudaContextOptions, type MemoryInfo } from "./context.ts";
+export { ContextResource, type ReleasePhase } from "./context-resource.ts";
+export { CudaStream, CudaEvent, type StreamOptions, type EventOptions, type WaitOptions } from "./stream.ts";
+export {
+  CudaMemory,
+  DeviceBuffer,
+  PinnedHostBuffer,
+  ManagedBuffer,
+  ManagedAdvice,
+  type ManagedAdviceName,
+  type ManagedLocation,
+  type DeviceAllocOptions,
+  type StreamOption,
+  type OffsetOption,
+  type RangeOption,
+  type CopyOption,
+  checkAllocationSize,
+  checkRange,
+} from "./memory.ts";
+export { DeviceAttribute, type DeviceAttributeName, type DeviceInfo, deviceInfo, getDeviceAttribute, checkDeviceOrdinal } from "./device.ts";
+export { CudaRuntime, type CudartApi, cudaRuntime, loadCudart } from "./runtime.ts";
+export {
+  CudaError,
+  CudaArgumentError,
+  CudaStateError,
+  CudaCompatibilityError,
+  CudaOutOfMemoryError,
+  CudaStatus,
+  isStickyStatus,
+} from "./errors.ts";
+export {
+  type CudaVersion,
+  type CompatibilityVerdict,
+  type CompatibilityInput,
+  checkCompatibility,
+  compareCudaVersions,
+  decodeCudaVersion,
+  formatCudaVersion,
+  parseCudaVersion,
+  linuxDriverVersion,
+  minimumDriverForRuntime,
+  minorCompatibilityDriver,
+} from "./version.ts";
+export { cudartSpec } from "./cudart-library.ts";
+export { libcudaSpec } from "./driver-library.ts";

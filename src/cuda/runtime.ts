@@ -1,0 +1,207 @@
+// The loaded libcudart of this JS thread: its bindings, versions, error texts, the cached
+// current device, and which devices a sticky error has broken. Every CudaContext of the thread
+// shares one CudaRuntime; a Worker has its own, as CUDA keeps the current device per OS thread.
+import {
+  type AsyncSymbols,
+  type NativeSymbols,
+  type Pointer,
+  capabilities,
+  defineSymbols,
+  loadLibrary,
+  openLibrary,
+  Out,
+} from "../ffi/index.ts";
+import { cudart12Symbols, cudart13Symbols, cudartSpec, cudartSymbols, cudartToHostSymbols } from "./cudart-library.ts";
+import { CudaError, CudaStateError, CudaStatus, type ErrorDescriber } from "./errors.ts";
+import { type CudaVersion, checkCompatibility, decodeCudaVersion, formatCudaVersion, linuxDriverVersion } from "./version.ts";
+
+type CudartSymbols = NativeSymbols<typeof cudartSymbols>;
+
+/** The C calls the CUDA layer makes. Tests substitute a host-memory fake for machines without a GPU. */
+export interface CudartApi {
+  /** Where libcudart was loaded from. */
+  readonly path: string;
+  readonly symbols: CudartSymbols;
+  /** Off-thread variants of the synchronize calls where the runtime's FFI has them (Deno, Node). */
+  readonly async: Partial<AsyncSymbols<typeof cudartSymbols>>;
+  /** cudaMemcpyAsync from a JS typed array. */
+  readonly copyToDevice: NativeSymbols<typeof cudart12Symbols>["cudaMemcpyAsync"];
+  /** cudaMemcpyAsync into a JS typed array. */
+  readonly copyToHost: NativeSymbols<typeof cudartToHostSymbols>["cudaMemcpyAsync"];
+  /** cudaMemPrefetchAsync with a device ordinal, -1 meaning the host, in either major version's ABI. */
+  prefetch(ptr: Pointer, byteLength: number, device: number, stream: Pointer): number;
+  /** cudaMemAdvise with a device ordinal, -1 meaning the host. */
+  advise(ptr: Pointer, byteLength: number, advice: number, device: number): number;
+}
+
+/** Loads libcudart with the locator and binds the tables that match its major version. */
+export function loadCudart(path?: string): CudartApi {
+  const lib = loadLibrary(cudartSpec, cudartSymbols, path === undefined ? {} : { path });
+  const version = Out.i32();
+  lib.symbols.cudaRuntimeGetVersion(version.buffer);
+  const major = decodeCudaVersion(version.value).major;
+  const toHost = openLibrary(cudartSpec.name, lib.path, cudartToHostSymbols).symbols;
+  let copyToDevice: CudartApi["copyToDevice"];
+  let prefetch: CudartApi["prefetch"];
+  let advise: CudartApi["advise"];
+  if (major >= 13) {
+    const v13 = openLibrary(cudartSpec.name, lib.path, cudart13Symbols).symbols;
+    // cudaMemLocationTypeDevice = 1 with the ordinal; cudaMemLocationTypeHost = 2 ignores the id.
+    const location = (device: number) => (device < 0 ? { type: 2, id: 0 } : { type: 1, id: device });
+    copyToDevice = v13.cudaMemcpyAsync;
+    prefetch = (ptr, n, device, stream) => v13.cudaMemPrefetchAsync(ptr, n, location(device), 0, stream);
+    advise = (ptr, n, advice, device) => v13.cudaMemAdvise(ptr, n, advice, location(device));
+  } else {
+    const v12 = openLibrary(cudartSpec.name, lib.path, cudart12Symbols).symbols;
+    // CUDA 12 names the host cudaCpuDeviceId, which is -1 as well.
+    copyToDevice = v12.cudaMemcpyAsync;
+    prefetch = (ptr, n, device, stream) => v12.cudaMemPrefetchAsync(ptr, n, device, stream);
+    advise = (ptr, n, advice, device) => v12.cudaMemAdvise(ptr, n, advice, device);
+  }
+  return {
+    path: lib.path,
+    symbols: lib.symbols,
+    async: capabilities.nonblockingCalls ? lib.async : {},
+    copyToDevice,
+    copyToHost: toHost.cudaMemcpyAsync,
+    prefetch,
+    advise,
+  };
+}
+
+const libcEnvironment = defineSymbols({
+  // int setenv(const char *name, const char *value, int overwrite);
+  setenv: { parameters: ["cstring", "cstring", "i32"], result: "i32" },
+});
+
+export class CudaRuntime implements ErrorDescriber {
+  #current = -1;
+  #initialized = false;
+  readonly #broken = new Map<number, CudaError>();
+
+  constructor(readonly api: CudartApi) {}
+
+  get path(): string {
+    return this.api.path;
+  }
+
+  get symbols(): CudartSymbols {
+    return this.api.symbols;
+  }
+
+  errorName(status: number): string {
+    return this.api.symbols.cudaGetErrorName(status) ?? `cudaError ${status}`;
+  }
+
+  errorString(status: number): string {
+    return this.api.symbols.cudaGetErrorString(status) ?? "unknown error";
+  }
+
+  /**
+   * Throws a CudaError for a failed call. A sticky error marks `device` broken, so that every
+   * later call on it fails in JS with a message that says why.
+   */
+  check(status: number, call: string, device?: number, detail?: string): void {
+    if (status === CudaStatus.success) return;
+    const error = new CudaError(status, call, this, detail);
+    if (error.sticky && device !== undefined && !this.#broken.has(device)) this.#broken.set(device, error);
+    throw error;
+  }
+
+  /** Throws CudaStateError if a sticky error broke `device` earlier. */
+  assertDeviceUsable(device: number): void {
+    const error = this.#broken.get(device);
+    if (error) {
+      throw new CudaStateError(
+        `device ${device} is unusable: ${error.call} hit the sticky error ${error.errorName}; CUDA cannot recover it within this process. ` +
+          "Restart the process (or the Worker's process); docs/debugging.md shows how to find the faulty kernel.",
+        { cause: error },
+      );
+    }
+  }
+
+  /** The sticky error that broke `device`, if any. */
+  stickyError(device: number): CudaError | undefined {
+    return this.#broken.get(device);
+  }
+
+  runtimeVersion(): CudaVersion {
+    const out = Out.i32();
+    this.check(this.api.symbols.cudaRuntimeGetVersion(out.buffer), "cudaRuntimeGetVersion");
+    return decodeCudaVersion(out.value);
+  }
+
+  /** The newest CUDA version the driver supports, or undefined when no driver is installed. */
+  driverVersion(): CudaVersion | undefined {
+    const out = Out.i32();
+    this.check(this.api.symbols.cudaDriverGetVersion(out.buffer), "cudaDriverGetVersion");
+    return out.value === 0 ? undefined : decodeCudaVersion(out.value);
+  }
+
+  /** The number of visible devices; without a usable GPU, a CudaError that says what is missing. */
+  deviceCount(): number {
+    const out = Out.i32();
+    const status = this.api.symbols.cudaGetDeviceCount(out.buffer);
+    this.#initialized = true;
+    if (status === CudaStatus.noDevice) {
+      const visible = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.CUDA_VISIBLE_DEVICES;
+      this.check(status, "cudaGetDeviceCount", undefined,
+        `No NVIDIA GPU is visible to this process: check that \`nvidia-smi\` lists one${visible !== undefined ? ` and that CUDA_VISIBLE_DEVICES (now "${visible}") includes it` : ""}`);
+    }
+    if (status === CudaStatus.insufficientDriver) {
+      const driver = this.driverVersion();
+      const verdict = checkCompatibility({ runtime: this.runtimeVersion(), driver, linuxDriver: linuxDriverVersion(), libraryPath: this.path });
+      this.check(status, "cudaGetDeviceCount", undefined,
+        verdict.problems.join(" ") || `The driver (CUDA ${driver ? formatCudaVersion(driver) : "none"}) cannot run this libcudart`);
+    }
+    this.check(status, "cudaGetDeviceCount");
+    return out.value;
+  }
+
+  /** Makes `device` current on this thread; free when it already is (the last call is cached). */
+  setCurrent(device: number): void {
+    if (this.#current === device) return;
+    this.check(this.api.symbols.cudaSetDevice(device), "cudaSetDevice", device);
+    this.#current = device;
+    this.#initialized = true;
+  }
+
+  /**
+   * Forgets the cached current device. Call it after C code that may switch devices behind
+   * gpuffi's back (a library that calls cudaSetDevice itself); the next context call then sets
+   * its device again.
+   */
+  invalidateCurrentDevice(): void {
+    this.#current = -1;
+  }
+
+  /**
+   * Sets CUDA_LAUNCH_BLOCKING=1 in the C environment, which the driver reads once when it
+   * initializes: every kernel launch then completes before it returns, in gpuffi and in every
+   * library of the process. Too late once CUDA is initialized, so that throws.
+   */
+  enableLaunchBlocking(): void {
+    const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
+    if (env?.CUDA_LAUNCH_BLOCKING === "1") return;
+    if (this.#initialized) {
+      throw new CudaStateError("launchBlocking must be set on the first CudaContext of the process (CUDA reads CUDA_LAUNCH_BLOCKING when it initializes); set CUDA_LAUNCH_BLOCKING=1 in the environment instead");
+    }
+    openLibrary("libc", "libc.so.6", libcEnvironment).symbols.setenv("CUDA_LAUNCH_BLOCKING", "1", 1);
+  }
+}
+
+// Keyed by the path asked for and by the file loaded: one libcudart has one current device per
+// thread, so two names for the same file must share one cache.
+const runtimes = new Map<string, CudaRuntime>();
+
+/** This thread's CudaRuntime for the libcudart at `path` (default: the locator's choice). */
+export function cudaRuntime(path?: string): CudaRuntime {
+  const key = path ?? "";
+  let runtime = runtimes.get(key);
+  if (!runtime) {
+    const api = loadCudart(path);
+    runtime = runtimes.get(api.path) ?? new CudaRuntime(api);
+    runtimes.set(key, runtime).set(api.path, runtime);
+  }
+  return runtime;
+}
