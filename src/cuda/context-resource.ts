@@ -47,14 +47,17 @@ export abstract class ContextResource extends NativeResource {
     this.#call = call;
   }
 
-  /**
-   * Throws unless this resource and its context can be used, and makes the context's device
-   * current: call it first in every method that reaches C.
-   */
-  protected activate(): void {
+  /** Throws unless this resource, its context and its device can be used. */
+  assertUsable(): void {
     this.assertLive();
     if (this.#state.released) throw new DisposedError(`${this.#kind} (freed when its CudaContext was disposed)`);
-    this.context.activate();
+    this.context.assertUsable();
+  }
+
+  /** assertUsable, then makes the context's device current: call it first in every method that reaches C. */
+  protected activate(): void {
+    this.assertUsable();
+    this.context.runtime.setCurrent(this.context.device);
   }
 
   /** Frees the resource now; a failed free throws the CudaError after the resource is gone. */

@@ -118,10 +118,15 @@ export class CudaContext extends NativeResource {
     return () => void set.delete(release);
   }
 
-  /** Throws if the context was disposed or its device is broken, then makes the device current. */
-  activate(): void {
+  /** Throws if the context was disposed or a sticky error broke its device. */
+  assertUsable(): void {
     this.assertLive();
     this.runtime.assertDeviceUsable(this.device);
+  }
+
+  /** assertUsable, then makes the device current (free when it already is). */
+  activate(): void {
+    this.assertUsable();
     this.runtime.setCurrent(this.device);
   }
 

@@ -101,10 +101,13 @@ export abstract class CudaMemory extends ContextResource {
     return this.context.device;
   }
 
-  /** `ptr + offset` after checking that the buffer is alive and [offset, offset + byteLength) in range. */
+  /**
+   * `ptr + offset` after checking that the buffer is usable and [offset, offset + byteLength)
+   * in range; for handing the memory to other libraries (cuBLAS, kernels).
+   */
   address(offset = 0, byteLength = 0): Pointer {
     checkRange(`${this.#kind}.address`, offset, byteLength, this.byteLength);
-    this.activate();
+    this.assertUsable();
     return this.ptr + offset;
   }
 
@@ -317,6 +320,7 @@ export class ManagedBuffer extends CudaMemory {
     const offset = options.offset ?? 0;
     const byteLength = options.byteLength ?? this.byteLength - offset;
     const ptr = this.address(offset, byteLength);
+    this.activate();
     const handle = options.stream ? options.stream.handleFor(this.device, "ManagedBuffer.prefetch") : 0;
     this.context.check(this.context.runtime.api.prefetch(ptr, byteLength, location, handle), "cudaMemPrefetchAsync");
     if (!options.stream || this.context.launchBlocking) this.context.check(this.context.runtime.symbols.cudaStreamSynchronize(handle), "cudaStreamSynchronize", "after cudaMemPrefetchAsync");
@@ -330,6 +334,7 @@ export class ManagedBuffer extends CudaMemory {
     const offset = range.offset ?? 0;
     const byteLength = range.byteLength ?? this.byteLength - offset;
     const ptr = this.address(offset, byteLength);
+    this.activate();
     this.context.check(this.context.runtime.api.advise(ptr, byteLength, code, location), "cudaMemAdvise");
   }
 

@@ -100,8 +100,9 @@ export class CudaStream extends ContextResource {
 
   /** Makes later work on this stream wait for `event` (which may belong to another device). */
   waitEvent(event: CudaEvent): void {
+    event.assertUsable();
     this.activate();
-    this.context.check(this.context.runtime.symbols.cudaStreamWaitEvent(this.handle, event.liveHandle(), 0), "cudaStreamWaitEvent");
+    this.context.check(this.context.runtime.symbols.cudaStreamWaitEvent(this.handle, event.handle, 0), "cudaStreamWaitEvent");
   }
 
   /** Records a new event here: a point that other streams or the host can wait for. */
@@ -154,12 +155,6 @@ export class CudaEvent extends ContextResource {
     return new CudaEvent(context, out.value, timing);
   }
 
-  /** The handle, after checking that the event is alive (for calls from other resources). */
-  liveHandle(): Pointer {
-    this.activate();
-    return this.handle;
-  }
-
   /** Captures the work queued on `stream` so far (default: the legacy default stream). */
   record(stream?: CudaStream): void {
     this.activate();
@@ -197,6 +192,7 @@ export class CudaEvent extends ContextResource {
 
   /** Milliseconds between `start` and this event; both must be recorded, completed and timed. */
   elapsedSince(start: CudaEvent): number {
+    start.assertUsable();
     this.activate();
     for (const [event, name] of [[start, "start"], [this, "end"]] as const) {
       if (!event.timing) throw new CudaArgumentError(`elapsedSince: the ${name} event was created with timing: false`);
@@ -206,7 +202,7 @@ export class CudaEvent extends ContextResource {
       throw new CudaArgumentError(`elapsedSince: the events belong to devices ${start.context.device} and ${this.context.device}`);
     }
     const ms = Out.f32();
-    this.context.check(this.context.runtime.symbols.cudaEventElapsedTime(ms.buffer, start.liveHandle(), this.handle), "cudaEventElapsedTime");
+    this.context.check(this.context.runtime.symbols.cudaEventElapsedTime(ms.buffer, start.handle, this.handle), "cudaEventElapsedTime");
     return ms.value;
   }
 }
