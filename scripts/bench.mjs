@@ -46,7 +46,7 @@ const rows = Object.keys(runtimes).map((name) => {
 
 const machine = `${cpus()[0]?.model ?? "unknown CPU"} (${cpus().length} cores), host ${hostname()}`;
 const date = new Date().toISOString();
-const command = `npm run bench -- ${args.join(" ")}`.trim();
+const command = `${process.env.npm_lifecycle_event === "bench" ? "npm run bench --" : "scripts/bench.mjs"} ${args.join(" ")}`.trim();
 const f = (x) => x.toFixed(2);
 const table = [
   "| runtime | gpuffi loop ns/call | raw FFI loop | C loop | **gpuffi / C** | gpuffi / raw FFI | gpuffi mitata p50 | raw FFI mitata p50 |",
