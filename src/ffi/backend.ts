@@ -33,10 +33,14 @@ export interface FfiBackend {
   readonly nonblockingCalls: boolean;
 }
 
+// The Bun backend is imported through a variable: `bun:ffi` exists only in Bun, and a literal
+// specifier would make Deno's publisher (JSR) and Node bundlers try to resolve it.
+const bunBackendModule = "./bun-backend.ts";
+
 async function loadBackend(): Promise<FfiBackend> {
   switch (runtimeName) {
     case "bun":
-      return (await import("./bun-backend.ts")).bunBackend;
+      return ((await import(bunBackendModule)) as typeof import("./bun-backend.ts")).bunBackend;
     case "deno":
       return (await import("./deno-backend.ts")).denoBackend;
     case "node":

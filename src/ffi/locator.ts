@@ -95,7 +95,7 @@ function* pythonSitePackages(env: Environment): Generator<SearchDir> {
  * up to the root, then from gpuffi's own installation up: where npm puts prebuilt binaries
  * (e.g. llama.cpp's in `@node-llama-cpp/linux-x64-cuda`).
  */
-export function* nodeModulesDirs(pkg: string, subdir: string, start = process.cwd()): Generator<SearchDir> {
+export function* nodeModulesDirs(pkg: string, subdir: string, start: string = process.cwd()): Generator<SearchDir> {
   const seen = new Set<string>();
   for (const from of [start, dirname(fileURLToPath(import.meta.url))]) {
     for (let dir = from; !seen.has(dir); dir = dirname(dir)) {
