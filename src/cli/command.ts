@@ -10,6 +10,8 @@ export interface CliIO {
 
 export interface Command {
   readonly name: string;
+  /** The command line, e.g. "gguf inspect FILE [--json]". */
+  readonly synopsis: string;
   readonly summary: string;
   readonly usage: string;
   /** Runs with the arguments after the command name; resolves to the exit code. */

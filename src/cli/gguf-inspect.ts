@@ -67,7 +67,8 @@ function asJson(header: GgufHeader): unknown {
 
 export const ggufCommand: Command = {
   name: "gguf",
-  summary: "gguf inspect FILE [--json]     print a GGUF file's metadata and tensor table",
+  synopsis: "gguf inspect FILE [--json]",
+  summary: "print a GGUF file's metadata and tensor table",
   usage,
   async run(argv: string[], io: CliIO): Promise<number> {
     const [sub, ...rest] = argv;

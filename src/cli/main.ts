@@ -15,7 +15,7 @@ const commands: readonly Command[] = [ggufCommand, safetensorsCommand, makeTinyM
 const usage = `usage: gpuffi COMMAND [ARGS] (gpuffi COMMAND --help for details)
 
 commands:
-${commands.map((c) => `  ${c.summary}`).join("\n")}`;
+${commands.map((c) => `  ${c.synopsis}\n      ${c.summary}`).join("\n")}`;
 
 const stdio: CliIO = {
   out: (text) => process.stdout.write(`${text}\n`),

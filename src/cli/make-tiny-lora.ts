@@ -22,7 +22,8 @@ function parseTargets(raw: string | boolean | undefined): LoraTarget[] | undefin
 
 export const makeTinyLoraCommand: Command = {
   name: "make-tiny-lora",
-  summary: "make-tiny-lora BASE.gguf OUT.gguf --rank R --alpha A [...]  write a LoRA adapter for BASE",
+  synopsis: "make-tiny-lora BASE.gguf OUT.gguf --rank R --alpha A [options]",
+  summary: "write a LoRA adapter for BASE",
   usage,
   async run(argv: string[], io: CliIO): Promise<number> {
     const { positionals, values } = parseCommandArgs(argv, { rank: "string", alpha: "string", targets: "string", seed: "string" }, ["BASE.gguf", "OUT.gguf"]);

@@ -18,7 +18,8 @@ small enough for tests. The same options and seed always give the same bytes.
 
 export const makeTinyModelCommand: Command = {
   name: "make-tiny-model",
-  summary: "make-tiny-model OUT.gguf [...]  write a tiny random llama model",
+  synopsis: "make-tiny-model OUT.gguf [options]",
+  summary: "write a tiny llama model with random weights",
   usage,
   async run(argv: string[], io: CliIO): Promise<number> {
     const integers = ["seed", "layers", "embd", "heads", "kv-heads", "ff", "ctx"] as const;

@@ -25,7 +25,8 @@ function describe(file: string, size: number, header: SafetensorsHeader): string
 
 export const safetensorsCommand: Command = {
   name: "safetensors",
-  summary: "safetensors inspect FILE [--json]   print a safetensors file's metadata and tensor table",
+  synopsis: "safetensors inspect FILE [--json]",
+  summary: "print a safetensors file's metadata and tensor table",
   usage,
   async run(argv: string[], io: CliIO): Promise<number> {
     const [sub, ...rest] = argv;

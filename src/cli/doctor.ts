@@ -1,0 +1,130 @@
+// `gpuffi doctor [--json]`: what gpuffi finds on this machine — JS runtime, libcudart and the
+// driver with their versions and paths, the devices, cuBLAS and llama.cpp — and a verdict on
+// whether CUDA work can run. Exit code 0 when it can, 1 when it cannot (incompatible versions,
+// no driver, no GPU). It never throws for a missing GPU: it says so.
+import { type LibrarySpec, candidatePaths, runtimeVersion } from "../ffi/index.ts";
+import {
+  type DeviceInfo,
+  checkCompatibility,
+  cudaRuntime,
+  cudaToolkitDirs,
+  cudartSpec,
+  deviceInfo,
+  formatCudaVersion,
+  libcudaSpec,
+  linuxDriverVersion,
+} from "../cuda/index.ts";
+import { existsSync } from "node:fs";
+
+// Where cuBLAS (#6) and llama.cpp would be looked for; doctor only locates them, it does not load them.
+const cublasSpec: LibrarySpec = { name: "libcublas", sonames: ["libcublas.so.13", "libcublas.so.12"], envVar: "GPUFFI_CUBLAS", searchDirs: cudaToolkitDirs, hint: "" };
+const llamaSpec: LibrarySpec = { name: "libllama", sonames: ["libllama.so"], envVar: "GPUFFI_LLAMA_DIR", hint: "" };
+
+export interface LibraryReport {
+  readonly found: boolean;
+  readonly path?: string;
+  readonly source?: string;
+  readonly version?: string;
+  readonly error?: string;
+}
+
+export interface DoctorReport {
+  readonly runtime: string;
+  readonly cudart: LibraryReport;
+  readonly driver: { readonly cudaVersion?: string; readonly linuxVersion?: string; readonly libcuda: LibraryReport };
+  readonly cublas: LibraryReport;
+  readonly llama: LibraryReport;
+  readonly devices: readonly DeviceInfo[];
+  readonly verdict: { readonly ok: boolean; readonly level: string; readonly problems: readonly string[]; readonly warnings: readonly string[] };
+}
+
+/** The first candidate file that exists, without opening it (opening cuBLAS alone costs ~100 ms). */
+function locate(spec: LibrarySpec): LibraryReport {
+  for (const candidate of candidatePaths(spec)) {
+    if (candidate.rejected) continue;
+    if (candidate.path.includes("/") ? existsSync(candidate.path) : false) return { found: true, path: candidate.path, source: candidate.source };
+  }
+  return { found: false };
+}
+
+const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+export function doctorReport(): DoctorReport {
+  const report = {
+    runtime: runtimeVersion(),
+    cublas: locate(cublasSpec),
+    llama: locate(llamaSpec),
+    driver: { libcuda: locate(libcudaSpec), linuxVersion: linuxDriverVersion() } as DoctorReport["driver"],
+  };
+  let runtime;
+  try {
+    runtime = cudaRuntime();
+  } catch (error) {
+    return {
+      ...report,
+      cudart: { found: false, error: message(error) },
+      devices: [],
+      verdict: { ok: false, level: "incompatible", problems: [`libcudart could not be loaded: ${message(error).split("\n")[0]} (${cudartSpec.hint})`], warnings: [] },
+    };
+  }
+  const runtimeCuda = runtime.runtimeVersion();
+  const driverCuda = runtime.driverVersion();
+  const verdict = checkCompatibility({ runtime: runtimeCuda, driver: driverCuda, linuxDriver: report.driver.linuxVersion, libraryPath: runtime.path });
+  const problems = [...verdict.problems];
+  const devices: DeviceInfo[] = [];
+  if (verdict.ok) {
+    try {
+      const count = runtime.deviceCount();
+      for (let device = 0; device < count; device++) devices.push(deviceInfo(runtime, device));
+    } catch (error) {
+      problems.push(message(error));
+    }
+    if (devices.length === 0 && problems.length === 0) problems.push("no CUDA device is visible to this process");
+  }
+  return {
+    ...report,
+    cudart: { found: true, path: runtime.path, version: formatCudaVersion(runtimeCuda) },
+    driver: { ...report.driver, ...(driverCuda ? { cudaVersion: formatCudaVersion(driverCuda) } : {}) },
+    devices,
+    verdict: { ok: problems.length === 0, level: problems.length === 0 ? verdict.level : "incompatible", problems, warnings: verdict.warnings },
+  };
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+}
+
+function library(name: string, lib: LibraryReport): string {
+  if (!lib.found) return `${name}: not found${lib.error ? ` (${lib.error.split("\n")[0]})` : ""}`;
+  return `${name}: ${lib.version ? `${lib.version} ` : ""}${lib.path}${lib.source ? `  [${lib.source}]` : ""}`;
+}
+
+function printText(report: DoctorReport): void {
+  const lines = [
+    `runtime: ${report.runtime}`,
+    library("libcudart", report.cudart),
+    `driver: ${report.driver.linuxVersion ?? "no NVIDIA kernel module found"}${report.driver.cudaVersion ? ` (supports CUDA ${report.driver.cudaVersion})` : ""}`,
+    library("libcuda", report.driver.libcuda),
+    library("libcublas", report.cublas),
+    library("libllama", report.llama),
+    `devices: ${report.devices.length === 0 ? "none" : ""}`,
+    ...report.devices.map((d) =>
+      `  ${d.ordinal}: ${d.name}, compute ${d.computeCapability.major}.${d.computeCapability.minor}, ${gib(d.totalMemory)}, ${d.multiProcessorCount} SMs, ${d.pciBusId}, ${d.uuid}`),
+    ...report.verdict.warnings.map((w) => `warning: ${w}`),
+    ...report.verdict.problems.map((p) => `problem: ${p}`),
+    report.verdict.ok ? `verdict: OK${report.verdict.level === "minor" ? " (minor-version compatibility)" : ""}` : "verdict: CUDA work cannot run here",
+  ];
+  console.log(lines.join("\n"));
+}
+
+export async function doctor(argv: string[]): Promise<number> {
+  const unknown = argv.filter((a) => a !== "--json");
+  if (unknown.length > 0) {
+    console.error(`gpuffi doctor: unknown argument(s) ${unknown.join(" ")}; usage: gpuffi doctor [--json]`);
+    return 2;
+  }
+  const report = doctorReport();
+  if (argv.includes("--json")) console.log(JSON.stringify(report, null, 2));
+  else printText(report);
+  return report.verdict.ok ? 0 : 1;
+}
