@@ -42,5 +42,5 @@ export {
   minimumDriverForRuntime,
   minorCompatibilityDriver,
 } from "./version.ts";
-export { cudartSpec } from "./cudart-library.ts";
+export { cudartSpec, cudaToolkitDirs } from "./cudart-library.ts";
 export { libcudaSpec } from "./driver-library.ts";
