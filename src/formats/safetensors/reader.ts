@@ -165,7 +165,7 @@ export class SafetensorsFile implements AsyncDisposable {
   }
 
   /** The raw bytes of one tensor (a view for in-memory input, a fresh buffer for files). */
-  readTensor(name: string): Promise<Uint8Array> {
+  async readTensor(name: string): Promise<Uint8Array> {
     const info = this.tensor(name);
     return this.source.read(this.header.dataOffset + info.dataOffsets[0], info.byteLength);
   }
