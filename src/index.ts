@@ -1,2 +1,3 @@
 // gpuffi: CUDA runtime, cuBLAS and llama.cpp from TypeScript on Bun, Deno and Node.
 export * from "./ffi/index.ts";
+export * from "./formats/index.ts";
