@@ -6,12 +6,8 @@ import { test } from "../harness.ts";
 import { DisposedError } from "../../src/ffi/index.ts";
 import { CudaArgumentError, CudaCompatibilityError, CudaContext, CudaError, CudaOutOfMemoryError, CudaStateError } from "../../src/cuda/index.ts";
 import { fakeCudart } from "./fake-cudart.ts";
+import { randomBytes } from "./random.ts";
 
-function randomBytes(n: number): Uint8Array {
-  const bytes = new Uint8Array(n);
-  for (let i = 0; i < n; i++) bytes[i] = 1 + Math.floor(Math.random() * 255);
-  return bytes;
-}
 
 function setup(options?: Parameters<typeof fakeCudart>[0]) {
   const fake = fakeCudart(options);
