@@ -85,3 +85,32 @@ export function table(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => "  " + r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ")).join("\n");
 }
+
+/** What an `inspect` subcommand needs to know about its file format. */
+export interface InspectedFormat<H> {
+  readonly name: string;
+  readonly summary: string;
+  readonly usage: string;
+  open(path: string): Promise<AsyncDisposable & { readonly size: number; readonly header: H }>;
+  describe(path: string, size: number, header: H): string;
+  json(header: H): unknown;
+}
+
+/** `gpuffi <format> inspect FILE [--json]`: prints a file's header without reading tensor data. */
+export function inspectCommand<H>(format: InspectedFormat<H>): Command {
+  return {
+    name: format.name,
+    synopsis: `${format.name} inspect FILE [--json]`,
+    summary: format.summary,
+    usage: format.usage,
+    async run(argv: string[], io: CliIO): Promise<number> {
+      const [sub, ...rest] = argv;
+      if (sub !== "inspect") throw new UsageError(sub === undefined ? "missing subcommand" : `unknown subcommand "${sub}"`);
+      const { positionals, values } = parseCommandArgs(rest, { json: "boolean" }, ["FILE"]);
+      const path = positionals[0]!;
+      await using file = await format.open(path);
+      io.out(values.json ? toJson(format.json(file.header)) : format.describe(path, file.size, file.header));
+      return 0;
+    },
+  };
+}

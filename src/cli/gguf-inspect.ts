@@ -1,6 +1,6 @@
 // `gpuffi gguf inspect FILE [--json]`: the header of a GGUF file, without reading tensor data.
 import { type GgufHeader, type GgufValue, openGguf, plainValue } from "../formats/index.ts";
-import { type CliIO, type Command, UsageError, parseCommandArgs, table, toJson } from "./command.ts";
+import { type Command, inspectCommand, table } from "./command.ts";
 
 const usage = `usage: gpuffi gguf inspect FILE [--json]
 
@@ -65,18 +65,11 @@ function asJson(header: GgufHeader): unknown {
   };
 }
 
-export const ggufCommand: Command = {
+export const ggufCommand: Command = inspectCommand({
   name: "gguf",
-  synopsis: "gguf inspect FILE [--json]",
   summary: "print a GGUF file's metadata and tensor table",
   usage,
-  async run(argv: string[], io: CliIO): Promise<number> {
-    const [sub, ...rest] = argv;
-    if (sub !== "inspect") throw new UsageError(sub === undefined ? "missing subcommand" : `unknown subcommand "${sub}"`);
-    const { positionals, values } = parseCommandArgs(rest, { json: "boolean" }, ["FILE"]);
-    const path = positionals[0]!;
-    await using file = await openGguf(path);
-    io.out(values.json ? toJson(asJson(file.header)) : describe(path, file.size, file.header));
-    return 0;
-  },
-};
+  open: openGguf,
+  describe,
+  json: asJson,
+});

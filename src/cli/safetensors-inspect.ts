@@ -1,6 +1,6 @@
 // `gpuffi safetensors inspect FILE [--json]`: the header of a safetensors file.
 import { type SafetensorsHeader, openSafetensors } from "../formats/index.ts";
-import { type CliIO, type Command, UsageError, parseCommandArgs, table, toJson } from "./command.ts";
+import { type Command, inspectCommand, table } from "./command.ts";
 
 const usage = `usage: gpuffi safetensors inspect FILE [--json]
 
@@ -23,18 +23,11 @@ function describe(file: string, size: number, header: SafetensorsHeader): string
   ].join("\n");
 }
 
-export const safetensorsCommand: Command = {
+export const safetensorsCommand: Command = inspectCommand({
   name: "safetensors",
-  synopsis: "safetensors inspect FILE [--json]",
   summary: "print a safetensors file's metadata and tensor table",
   usage,
-  async run(argv: string[], io: CliIO): Promise<number> {
-    const [sub, ...rest] = argv;
-    if (sub !== "inspect") throw new UsageError(sub === undefined ? "missing subcommand" : `unknown subcommand "${sub}"`);
-    const { positionals, values } = parseCommandArgs(rest, { json: "boolean" }, ["FILE"]);
-    const path = positionals[0]!;
-    await using file = await openSafetensors(path);
-    io.out(values.json ? toJson(file.header) : describe(path, file.size, file.header));
-    return 0;
-  },
-};
+  open: openSafetensors,
+  describe,
+  json: (header: SafetensorsHeader) => header,
+});
