@@ -158,6 +158,13 @@ export class CudaRuntime implements ErrorDescriber {
     return out.value;
   }
 
+  /** The device CUDA has current on this thread (cudaGetDevice; the cache is not consulted). */
+  currentDevice(): number {
+    const out = Out.i32();
+    this.check(this.api.symbols.cudaGetDevice(out.buffer), "cudaGetDevice");
+    return out.value;
+  }
+
   /** Makes `device` current on this thread; free when it already is (the last call is cached). */
   setCurrent(device: number): void {
     if (this.#current === device) return;
