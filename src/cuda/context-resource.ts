@@ -15,6 +15,7 @@ export type ReleasePhase = "event" | "memory" | "stream";
 interface ReleaseState {
   released: boolean;
   status: number;
+  untrack: () => void;
 }
 
 export abstract class ContextResource extends NativeResource {
@@ -28,20 +29,20 @@ export abstract class ContextResource extends NativeResource {
    * @param call The C call `free` makes, for error messages.
    */
   protected constructor(readonly context: CudaContext, kind: string, phase: ReleasePhase, call: string, free: () => number) {
-    const state: ReleaseState = { released: false, status: 0 };
+    const state: ReleaseState = { released: false, status: 0, untrack: () => {} };
     // Not the context either: a leaked resource must not keep a leaked context alive.
     const { runtime, device } = context;
     const release = () => {
       if (state.released) return;
       state.released = true;
-      untrack();
+      state.untrack();
       // After a sticky error every call fails and the memory is gone with the context anyway.
       if (runtime.stickyError(device)) return;
       runtime.setCurrent(device);
       state.status = free();
     };
-    const untrack = context.track(phase, release);
     super(kind, release);
+    state.untrack = context.track(phase, this, release);
     this.#state = state;
     this.#kind = kind;
     this.#call = call;

@@ -44,6 +44,27 @@ export interface MemoryInfo {
 
 const phases: readonly ReleasePhase[] = ["event", "memory", "stream"];
 
+/** A resource the context owns, held weakly so that a leaked one can still be collected. */
+interface Owned {
+  readonly resource: WeakRef<NativeResource>;
+  readonly release: () => void;
+}
+
+/**
+ * Frees what is left: through dispose() where the object is alive (so it reads as disposed and
+ * its finalizer is cancelled), else through its idempotent release. Free errors are not
+ * reported here: the context is going away, and a sticky error was reported when it happened.
+ */
+function releaseOwned(owned: Owned): void {
+  const resource = owned.resource.deref();
+  if (!resource || resource.disposed) return owned.release();
+  try {
+    resource.dispose();
+  } catch {
+    owned.release();
+  }
+}
+
 /** A CUDA device in use by this JS thread. Dispose it to free everything it still owns. */
 export class CudaContext extends NativeResource {
   readonly device: number;
@@ -53,18 +74,18 @@ export class CudaContext extends NativeResource {
   readonly driverVersion: CudaVersion;
   readonly compatibility: CompatibilityVerdict;
   readonly launchBlocking: boolean;
-  readonly #owned: Map<ReleasePhase, Set<() => void>>;
+  readonly #owned: Map<ReleasePhase, Set<Owned>>;
   #info: DeviceInfo | undefined;
 
   private constructor(runtime: CudaRuntime, device: number, versions: { runtime: CudaVersion; driver: CudaVersion }, verdict: CompatibilityVerdict, launchBlocking: boolean) {
-    const owned = new Map(phases.map((phase) => [phase, new Set<() => void>()]));
+    const owned = new Map(phases.map((phase) => [phase, new Set<Owned>()]));
     super(`CudaContext (device ${device})`, () => {
       // Wait for queued work before freeing what it may use; then free in phase order.
       if (!runtime.stickyError(device)) {
         runtime.setCurrent(device);
         runtime.symbols.cudaDeviceSynchronize();
       }
-      for (const phase of phases) for (const release of [...owned.get(phase)!]) release();
+      for (const phase of phases) for (const entry of [...owned.get(phase)!]) releaseOwned(entry);
     });
     this.runtime = runtime;
     this.device = device;
@@ -108,14 +129,15 @@ export class CudaContext extends NativeResource {
   }
 
   /**
-   * Registers the release of a resource this context owns, freed on context disposal in phase
-   * order unless it ran before. Returns the function that unregisters it. For resource types
-   * built on the context (see ContextResource); `release` must be idempotent.
+   * Registers a resource this context owns, disposed with the context in phase order unless it
+   * went before. Returns the function that unregisters it. For resource types built on the
+   * context (see ContextResource); `release` must be idempotent.
    */
-  track(phase: ReleasePhase, release: () => void): () => void {
+  track(phase: ReleasePhase, resource: NativeResource, release: () => void): () => void {
     const set = this.#owned.get(phase)!;
-    set.add(release);
-    return () => void set.delete(release);
+    const entry: Owned = { resource: new WeakRef(resource), release };
+    set.add(entry);
+    return () => void set.delete(entry);
   }
 
   /** Throws if the context was disposed or a sticky error broke its device. */

@@ -85,7 +85,7 @@ test("sizes, offsets and ranges are checked in JS before any C call", () => {
 });
 
 test("copies move exactly the bytes asked for, at the offsets asked for", () => {
-  const { context } = setup();
+  using context = setup().context;
   const data = randomBytes(1000);
   using a = context.alloc(1000);
   using b = context.alloc(1000);
@@ -105,7 +105,9 @@ test("copies move exactly the bytes asked for, at the offsets asked for", () => 
   pinned.bytes().set(data.subarray(0, 16));
   b.copyFrom(pinned);
   assert.deepEqual(b.read(new Uint8Array(16)), data.subarray(0, 16));
-  assert.throws(() => pinned.view(Float64Array).length === 2 && context.allocPinned(6).view(Float32Array), /not a whole number of Float32Array elements/);
+  using odd = context.allocPinned(6);
+  assert.equal(pinned.view(Float64Array).length, 2);
+  assert.throws(() => odd.view(Float32Array), /not a whole number of Float32Array elements/);
 });
 
 test("use after dispose and double dispose throw DisposedError; nothing reaches C", () => {
@@ -141,10 +143,11 @@ test("disposing a context frees what it owns: events, then memory, then streams"
   assert.deepEqual(frees, ["cudaEventDestroy", "cudaFreeAsync", "cudaFree", "cudaFreeHost", "cudaStreamDestroy"]);
   assert.equal(fake.calls[0], "cudaDeviceSynchronize");
   assert.equal(fake.live.size, 0);
-  // A buffer the context freed is gone, and disposing it again does not free twice.
+  // A buffer the context freed reads as disposed, and disposing it again frees nothing twice.
+  assert.equal(asyncBuffer.disposed, true);
   assert.throws(() => asyncBuffer.read(), DisposedError);
   const before = fake.calls.length;
-  asyncBuffer.dispose();
+  assert.throws(() => asyncBuffer.dispose(), DisposedError);
   assert.equal(fake.calls.length, before);
 });
 
@@ -164,7 +167,7 @@ test("streams and events are tied to their device", () => {
   const one = CudaContext.create({ device: 1, runtime: fake.runtime });
   const stream1 = one.createStream();
   assert.throws(() => zero.alloc(8, { stream: stream1 }), /the stream belongs to device 1, but the operation is on device 0/);
-  using buffer0 = zero.alloc(8);
+  const buffer0 = zero.alloc(8);
   assert.throws(() => buffer0.fill(0, { stream: stream1 }), CudaArgumentError);
   const start = zero.createEvent();
   const end = one.createEvent();
@@ -227,6 +230,7 @@ test("a failed allocation becomes CudaOutOfMemoryError with the device's free me
 
 test("managed memory larger than the device's free memory is refused before cudaMallocManaged", () => {
   const { fake, context } = setup({ freeMemory: 4096 });
+  using _context = context;
   assert.throws(() => context.allocManaged(4097), CudaOutOfMemoryError);
   assert.ok(!fake.calls.includes("cudaMallocManaged"));
   using managed = context.allocManaged(4096);
@@ -239,7 +243,7 @@ test("managed memory larger than the device's free memory is refused before cuda
 });
 
 test("awaitable synchronization resolves, polling or not", async () => {
-  const { context } = setup();
+  using context = setup().context;
   using stream = context.createStream();
   await stream.synchronized();
   await stream.synchronized({ poll: true });
@@ -250,7 +254,7 @@ test("awaitable synchronization resolves, polling or not", async () => {
 
 test("launchBlocking waits for the stream after each stream-ordered operation", () => {
   const fake = fakeCudart();
-  const context = CudaContext.create({ runtime: fake.runtime, launchBlocking: true });
+  using context = CudaContext.create({ runtime: fake.runtime, launchBlocking: true });
   using stream = context.createStream();
   using buffer = context.alloc(8);
   fake.calls.length = 0;
