@@ -1,0 +1,5 @@
+// gpuffi's llama.cpp layer: models, contexts, generation and hot-swappable LoRA adapters.
+export { LlamaError, LlamaVersionError } from "./errors.ts";
+export { Llama, type LlamaOptions, type LlamaVersions, type LlamaDevice, checkVersions } from "./llama.ts";
+export { LlamaModel, type ModelLoadOptions, type TokenizeOptions, type DetokenizeOptions } from "./model.ts";
+export { expectedVersions } from "./bindings.ts";

@@ -1,0 +1,172 @@
+// Llama: one loaded libllama with its ggml libraries, version-checked, backends registered.
+import { dirname } from "node:path";
+import process from "node:process";
+import {
+  type Environment,
+  type LibrarySpec,
+  type NativeLibrary,
+  NativeResource,
+  Out,
+  defineSymbols,
+  loadLibrary,
+  openLibrary,
+} from "../ffi/index.ts";
+import { deviceTypes, expectedVersions, ggmlBaseSonames, ggmlBaseSymbols, ggmlSonames, ggmlSymbols, llamaSpec, llamaSymbols } from "./bindings.ts";
+import { LlamaVersionError } from "./errors.ts";
+import { Lifetime } from "./lifetime.ts";
+
+export interface LlamaOptions {
+  /** A directory holding libllama (or the file itself). Default: `$GPUFFI_LLAMA_DIR`, the node-llama-cpp packages, the system. */
+  readonly dir?: string;
+  /** Load a libllama of another version than the bindings were written for. Unsafe: struct layouts may differ. */
+  readonly allowVersionMismatch?: boolean;
+  /** llama.cpp's own log: "silent" (default) or "stderr". */
+  readonly log?: "silent" | "stderr";
+  /** The environment to read (default: the process's). */
+  readonly env?: Environment;
+}
+
+export interface LlamaVersions {
+  /** `llama_version()`, e.g. "0.5.0-dev". */
+  readonly llama: string;
+  /** `ggml_version()`. */
+  readonly ggml: string;
+  /** `ggml_commit()`: the source commit, "unknown" for a build from a tarball. */
+  readonly commit: string;
+}
+
+export interface LlamaDevice {
+  readonly name: string;
+  readonly description: string;
+  readonly type: (typeof deviceTypes)[number] | "unknown";
+  readonly memoryFree: number;
+  readonly memoryTotal: number;
+}
+
+/**
+ * Refuses a llama.cpp whose version differs from the one the bindings were written for.
+ * `llama_version()` carries a "-dev" suffix unless llama.cpp was configured with
+ * LLAMA_BUILD_IS_DEV=OFF (node-llama-cpp's prebuilt binaries have it); the suffix does not change the ABI.
+ */
+export function checkVersions(path: string, found: { llama: string; ggml: string }, allowMismatch: boolean): void {
+  const llamaMatches = found.llama === expectedVersions.llama || found.llama === `${expectedVersions.llama}-dev`;
+  if ((llamaMatches && found.ggml === expectedVersions.ggml) || allowMismatch) return;
+  throw new LlamaVersionError(path, expectedVersions, found);
+}
+
+type LlamaLibrary = NativeLibrary<typeof llamaSymbols>;
+
+// ggml_backend_load_all_from_path registers every backend it finds each time it is called:
+// calling it twice for one directory would list each device twice.
+const backendDirsLoaded = new Set<string>();
+
+// <stdlib.h> int abs(int): a native function that reads only its first argument and has no
+// side effects, used as llama.cpp's log callback to silence it. A JS callback could not serve:
+// llama.cpp logs from whichever thread calls it, including Deno's and koffi's worker threads.
+const libcAbs = defineSymbols({ abs: { parameters: ["i32"], result: "i32" } });
+let silentLogger: number | undefined;
+
+function siblingLibrary<T extends Parameters<typeof loadLibrary>[1]>(name: string, sonames: string[], table: T, dir: string | undefined): NativeLibrary<T> {
+  const spec: LibrarySpec = { name, sonames, envVar: "GPUFFI_LLAMA_DIR", hint: `${name} must sit next to libllama` };
+  // Found by the linker's own search (no directory): its dependencies were found the same way.
+  return loadLibrary(spec, table, dir === undefined ? { env: {} } : { path: dir });
+}
+
+/**
+ * One loaded libllama, checked against the version the bindings were written for, with its
+ * backends (CPU variants, CUDA) registered. The libraries stay mapped for the life of the
+ * process (unloading CUDA libraries is unsafe); `dispose` frees llama.cpp's backend state once
+ * every model loaded through this instance is freed.
+ */
+export class Llama extends NativeResource {
+  /** @internal The bound libllama. */
+  readonly lib: LlamaLibrary;
+  readonly #ggml: NativeLibrary<typeof ggmlSymbols>;
+  readonly #ggmlBase: NativeLibrary<typeof ggmlBaseSymbols>;
+  /** @internal Models retain it. */
+  readonly lifetime: Lifetime;
+  /** The libllama file that was loaded. */
+  readonly path: string;
+  readonly versions: LlamaVersions;
+
+  private constructor(options: LlamaOptions) {
+    const env = options.env ?? process.env;
+    const lib = loadLibrary(llamaSpec, llamaSymbols, { path: options.dir, env });
+    const dir = lib.path.includes("/") ? dirname(lib.path) : undefined;
+    const ggml = siblingLibrary("libggml", ggmlSonames, ggmlSymbols, dir);
+    const ggmlBase = siblingLibrary("libggml-base", ggmlBaseSonames, ggmlBaseSymbols, dir);
+    const versions = { llama: lib.symbols.llama_version() ?? "", ggml: ggmlBase.symbols.ggml_version() ?? "", commit: ggmlBase.symbols.ggml_commit() ?? "" };
+    checkVersions(lib.path, versions, options.allowVersionMismatch ?? env.GPUFFI_LLAMA_ALLOW_MISMATCH === "1");
+
+    if ((options.log ?? "silent") === "silent") {
+      silentLogger ??= openLibrary("libc", "libc.so.6", libcAbs).address("abs");
+      lib.symbols.llama_log_set(silentLogger, 0);
+    } else {
+      lib.symbols.llama_log_set(0, 0);
+    }
+    // Prebuilt packages ship the CPU backend as per-microarchitecture plugins and CUDA as a plugin.
+    if (dir !== undefined && !backendDirsLoaded.has(dir)) {
+      ggml.symbols.ggml_backend_load_all_from_path(dir);
+      backendDirsLoaded.add(dir);
+    }
+    lib.symbols.llama_backend_init();
+    const lifetime = new Lifetime("llama backend", () => lib.symbols.llama_backend_free());
+    super("Llama", () => lifetime.release(), false);
+    this.lib = lib;
+    this.#ggml = ggml;
+    this.#ggmlBase = ggmlBase;
+    this.lifetime = lifetime;
+    this.path = lib.path;
+    this.versions = Object.freeze(versions);
+  }
+
+  /** Loads libllama (see {@link LlamaOptions}); throws LlamaVersionError on a version mismatch. */
+  static load(options: LlamaOptions = {}): Llama {
+    return new Llama(options);
+  }
+
+  static #shared: Llama | undefined;
+  /** The instance models use when given none, loaded with default options on first use. */
+  static shared(): Llama {
+    if (Llama.#shared === undefined || Llama.#shared.disposed) Llama.#shared = new Llama({});
+    return Llama.#shared;
+  }
+
+  /** `llama_print_system_info()`: the CPU features and backends llama.cpp was built with. */
+  get systemInfo(): string {
+    this.assertLive();
+    return this.lib.symbols.llama_print_system_info() ?? "";
+  }
+
+  /** Whether a GPU backend is available to offload layers to. */
+  get supportsGpuOffload(): boolean {
+    this.assertLive();
+    return this.lib.symbols.llama_supports_gpu_offload();
+  }
+
+  /** `llama_max_devices()`: the length a `tensorSplit` may have. */
+  get maxDevices(): number {
+    this.assertLive();
+    return this.lib.symbols.llama_max_devices();
+  }
+
+  /** The devices ggml registered, in the order `mainGpu`/`tensorSplit` count GPUs after the CPU. */
+  devices(): LlamaDevice[] {
+    this.assertLive();
+    const { symbols: base } = this.#ggmlBase;
+    const devices: LlamaDevice[] = [];
+    for (let i = 0; i < this.#ggml.symbols.ggml_backend_dev_count(); i++) {
+      const device = this.#ggml.symbols.ggml_backend_dev_get(i);
+      const [free, total] = [Out.size(), Out.size()];
+      base.ggml_backend_dev_memory(device, free.buffer, total.buffer);
+      devices.push({
+        name: base.ggml_backend_dev_name(device) ?? "",
+        description: base.ggml_backend_dev_description(device) ?? "",
+        type: deviceTypes[base.ggml_backend_dev_type(device)] ?? "unknown",
+        memoryFree: free.value,
+        memoryTotal: total.value,
+      });
+    }
+    return devices;
+  }
+}

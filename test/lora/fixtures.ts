@@ -1,0 +1,60 @@
+// Tiny models and adapters for the llama.cpp tests, made with the formats layer's generators
+// and written once per process to a temporary directory.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type GgufSpec, encodeGguf, makeTinyLora, makeTinyModel, parseGguf } from "../../src/formats/index.ts";
+import { Llama } from "../../src/lora/index.ts";
+
+let dir: string | undefined;
+function write(name: string, spec: GgufSpec): string {
+  dir ??= mkdtempSync(join(tmpdir(), "gpuffi-lora-"));
+  const path = join(dir, name);
+  writeFileSync(path, encodeGguf(spec));
+  return path;
+}
+
+/** Why the llama.cpp tests cannot run here, or `undefined` when libllama loads. */
+export const llamaUnavailable: string | undefined = (() => {
+  try {
+    Llama.shared();
+    return undefined;
+  } catch (error) {
+    return `libllama not loadable: ${(error as Error).message.split("\n")[0]}`;
+  }
+})();
+
+/** GPU tests run only against a CUDA build (GPUFFI_LLAMA_DIR pointing at one). */
+export const gpuUnavailable: string | undefined =
+  llamaUnavailable ?? (Llama.shared().supportsGpuOffload ? undefined : "no CUDA build of libllama: set GPUFFI_LLAMA_DIR");
+
+export interface TinyFixture {
+  readonly spec: GgufSpec;
+  readonly path: string;
+}
+
+const cache = new Map<string, TinyFixture>();
+function cached(key: string, make: () => GgufSpec): TinyFixture {
+  let fixture = cache.get(key);
+  if (fixture === undefined) {
+    const spec = make();
+    fixture = { spec, path: write(`${key}.gguf`, spec) };
+    cache.set(key, fixture);
+  }
+  return fixture;
+}
+
+/** The f32 tiny llama (2 layers, n_embd 64): exact enough on CPU for 1e-4 comparisons. */
+export function tinyModel(): TinyFixture {
+  return cached("model", () => makeTinyModel({ seed: 7 }));
+}
+
+/** A LoRA adapter for {@link tinyModel}. */
+export function tinyLora(name: string, options: { rank: number; alpha: number; seed: number }): TinyFixture {
+  return cached(`lora-${name}`, () => makeTinyLora(parseGguf(encodeGguf(tinyModel().spec)), options));
+}
+
+/** Writes any other GGUF (e.g. a merged model) next to the fixtures. */
+export function writeFixture(name: string, spec: GgufSpec): string {
+  return write(name, spec);
+}
