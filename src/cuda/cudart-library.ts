@@ -83,6 +83,12 @@ export const cudartSymbols = defineSymbols({
   cudaMemGetInfo: { parameters: ["buffer", "buffer"], result: "i32" },
   // cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind, cudaStream_t stream);
   cudaMemcpyAsync: { parameters: ["ptr", "ptr", "usize", "i32", "ptr"], result: "i32" },
+  // The same call twice more with a JS typed array on the host side: the FFI pins it for the
+  // duration of the call. The CUDA docs ("API synchronization behavior") promise that a copy from
+  // pageable memory returns once the data is staged, and one to pageable memory once it landed,
+  // so the JS memory is free again when the call returns.
+  cudaMemcpyAsyncFromJs: { symbol: "cudaMemcpyAsync", parameters: ["ptr", "buffer", "usize", "i32", "ptr"], result: "i32" },
+  cudaMemcpyAsyncToJs: { symbol: "cudaMemcpyAsync", parameters: ["buffer", "ptr", "usize", "i32", "ptr"], result: "i32" },
   // cudaError_t cudaMemsetAsync(void *devPtr, int value, size_t count, cudaStream_t stream);
   cudaMemsetAsync: { parameters: ["ptr", "i32", "usize", "ptr"], result: "i32" },
   // cudaError_t cudaMallocAsync(void **devPtr, size_t size, cudaStream_t hStream);
@@ -95,37 +101,19 @@ export const cudartSymbols = defineSymbols({
   cudaRuntimeGetVersion: { parameters: ["buffer"], result: "i32" },
 });
 
-// cudaMemcpyAsync once more, with a JS typed array on the host side: the FFI pins it for the
-// duration of the call. The CUDA docs ("API synchronization behavior") promise that a copy from
-// pageable memory returns once the data is staged, and one to pageable memory once it landed,
-// so the JS memory is free again when the call returns. A C symbol has one signature per
-// table, hence one table per direction, opened on the same file.
-const copyToDevice = {
-  // cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind, cudaStream_t stream);
-  cudaMemcpyAsync: { parameters: ["ptr", "buffer", "usize", "i32", "ptr"], result: "i32" },
-} as const;
-export const cudartToHostSymbols = defineSymbols({
-  // cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind, cudaStream_t stream);
-  cudaMemcpyAsync: { parameters: ["buffer", "ptr", "usize", "i32", "ptr"], result: "i32" },
-});
-
 /** struct cudaMemLocation { enum cudaMemLocationType type; int id; } (CUDA 12.2+). */
 export const cudaMemLocation = defineStruct("cudaMemLocation", { type: "i32", id: "i32" });
 
 // CUDA 13 gave cudaMemPrefetchAsync and cudaMemAdvise the signatures of 12.2's `_v2` calls
 // (a cudaMemLocation instead of a device ordinal). CUDA 12 keeps the ordinal form under the
-// plain names in every 12.x, so it gets that form and needs no struct at all. The host-to-device
-// cudaMemcpyAsync rides along in these tables: Bun's backend cannot open a table whose every
-// function takes a struct.
+// plain names in every 12.x, so it gets that form and needs no struct at all.
 export const cudart13Symbols = defineSymbols({
-  ...copyToDevice,
   // cudaError_t cudaMemPrefetchAsync(const void *devPtr, size_t count, struct cudaMemLocation location, unsigned int flags, cudaStream_t stream);
   cudaMemPrefetchAsync: { parameters: ["ptr", "usize", cudaMemLocation, "u32", "ptr"], result: "i32" },
   // cudaError_t cudaMemAdvise(const void *devPtr, size_t count, enum cudaMemoryAdvise advice, struct cudaMemLocation location);
   cudaMemAdvise: { parameters: ["ptr", "usize", "i32", cudaMemLocation], result: "i32" },
 });
 export const cudart12Symbols = defineSymbols({
-  ...copyToDevice,
   // cudaError_t cudaMemPrefetchAsync(const void *devPtr, size_t count, int dstDevice, cudaStream_t stream);
   cudaMemPrefetchAsync: { parameters: ["ptr", "usize", "i32", "ptr"], result: "i32" },
   // cudaError_t cudaMemAdvise(const void *devPtr, size_t count, enum cudaMemoryAdvise advice, int device);

@@ -11,7 +11,7 @@ import {
   openLibrary,
   Out,
 } from "../ffi/index.ts";
-import { cudart12Symbols, cudart13Symbols, cudartSpec, cudartSymbols, cudartToHostSymbols } from "./cudart-library.ts";
+import { cudart12Symbols, cudart13Symbols, cudartSpec, cudartSymbols } from "./cudart-library.ts";
 import { CudaError, CudaStateError, CudaStatus, type ErrorDescriber } from "./errors.ts";
 import { type CudaVersion, checkCompatibility, decodeCudaVersion, formatCudaVersion, linuxDriverVersion } from "./version.ts";
 
@@ -25,9 +25,9 @@ export interface CudartApi {
   /** Off-thread variants of the synchronize calls where the runtime's FFI has them (Deno, Node). */
   readonly async: Partial<AsyncSymbols<typeof cudartSymbols>>;
   /** cudaMemcpyAsync from a JS typed array. */
-  readonly copyToDevice: NativeSymbols<typeof cudart12Symbols>["cudaMemcpyAsync"];
+  readonly copyToDevice: CudartSymbols["cudaMemcpyAsyncFromJs"];
   /** cudaMemcpyAsync into a JS typed array. */
-  readonly copyToHost: NativeSymbols<typeof cudartToHostSymbols>["cudaMemcpyAsync"];
+  readonly copyToHost: CudartSymbols["cudaMemcpyAsyncToJs"];
   /** cudaMemPrefetchAsync with a device ordinal, -1 meaning the host, in either major version's ABI. */
   prefetch(ptr: Pointer, byteLength: number, device: number, stream: Pointer): number;
   /** cudaMemAdvise with a device ordinal, -1 meaning the host. */
@@ -40,21 +40,17 @@ export function loadCudart(path?: string): CudartApi {
   const version = Out.i32();
   lib.symbols.cudaRuntimeGetVersion(version.buffer);
   const major = decodeCudaVersion(version.value).major;
-  const toHost = openLibrary(cudartSpec.name, lib.path, cudartToHostSymbols).symbols;
-  let copyToDevice: CudartApi["copyToDevice"];
   let prefetch: CudartApi["prefetch"];
   let advise: CudartApi["advise"];
   if (major >= 13) {
     const v13 = openLibrary(cudartSpec.name, lib.path, cudart13Symbols).symbols;
     // cudaMemLocationTypeDevice = 1 with the ordinal; cudaMemLocationTypeHost = 2 ignores the id.
     const location = (device: number) => (device < 0 ? { type: 2, id: 0 } : { type: 1, id: device });
-    copyToDevice = v13.cudaMemcpyAsync;
     prefetch = (ptr, n, device, stream) => v13.cudaMemPrefetchAsync(ptr, n, location(device), 0, stream);
     advise = (ptr, n, advice, device) => v13.cudaMemAdvise(ptr, n, advice, location(device));
   } else {
     const v12 = openLibrary(cudartSpec.name, lib.path, cudart12Symbols).symbols;
     // CUDA 12 names the host cudaCpuDeviceId, which is -1 as well.
-    copyToDevice = v12.cudaMemcpyAsync;
     prefetch = (ptr, n, device, stream) => v12.cudaMemPrefetchAsync(ptr, n, device, stream);
     advise = (ptr, n, advice, device) => v12.cudaMemAdvise(ptr, n, advice, device);
   }
@@ -62,8 +58,8 @@ export function loadCudart(path?: string): CudartApi {
     path: lib.path,
     symbols: lib.symbols,
     async: capabilities.nonblockingCalls ? lib.async : {},
-    copyToDevice,
-    copyToHost: toHost.cudaMemcpyAsync,
+    copyToDevice: lib.symbols.cudaMemcpyAsyncFromJs,
+    copyToHost: lib.symbols.cudaMemcpyAsyncToJs,
     prefetch,
     advise,
   };

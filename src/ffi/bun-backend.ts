@@ -1,6 +1,6 @@
 // bun:ffi backend. Pointers are already numbers here; structs by value go through the C shim
 // that bun-struct-shim.ts generates and TinyCC compiles (bun:ffi has no struct-by-value).
-import { type FFIFunction, FFIType, JSCallback, dlopen, toArrayBuffer } from "bun:ffi";
+import { type FFIFunction, FFIType, JSCallback, dlopen, linkSymbols, toArrayBuffer } from "bun:ffi";
 import type { BackendLibrary, FfiBackend } from "./backend.ts";
 import { compileStructShim } from "./bun-struct-shim.ts";
 import { mapParameter, mapResult, readCString, scalars } from "./bun-types.ts";
@@ -23,13 +23,17 @@ const usesStructs = (d: FunctionDefinition) => isStructType(d.result) || d.param
 export const bunBackend: FfiBackend = {
   nonblockingCalls: false,
 
+  // The library is already open (library.ts holds the dlopen handle): bind each entry to the
+  // address dlsym found, which also lets one C symbol appear under two keys with two signatures.
+  // Only the bootstrap binding of dlopen/dlsym itself (dl.ts) comes without addresses.
   open(path, table: SymbolTable, addresses): BackendLibrary {
     const plain = Object.entries(table).filter(([, d]) => !usesStructs(d));
     const compiled = plain.map(([name, d]) => [name, compile(d)] as const);
-    const lib = dlopen(path, Object.fromEntries(compiled.map(([name, c]) => [name, c.spec])));
+    const specs = Object.fromEntries(compiled.map(([name, c]) => [name, addresses.size > 0 ? { ...c.spec, ptr: addresses.get(name)! as unknown as FFIFunction["ptr"] } : c.spec]));
+    const lib = compiled.length === 0 ? undefined : addresses.size > 0 ? linkSymbols(specs) : dlopen(path, specs);
     const symbols: BackendLibrary["symbols"] = {};
     for (const [name, c] of compiled) {
-      symbols[name] = withConversions(lib.symbols[name] as never, c.convert, c.result);
+      symbols[name] = withConversions(lib!.symbols[name] as never, c.convert, c.result);
     }
     const withStructs = Object.entries(table).filter(([, d]) => usesStructs(d));
     const shim = withStructs.length > 0 ? compileStructShim(withStructs, addresses) : undefined;
@@ -39,7 +43,7 @@ export const bunBackend: FfiBackend = {
       async: {},
       close() {
         shim?.close();
-        lib.close();
+        lib?.close();
       },
     };
   },

@@ -61,7 +61,7 @@ function mapResult(type: ResultType): Mapped<NativeResult> {
 function compile(name: string, definition: FunctionDefinition) {
   const parameters = definition.parameters.map((t, i) => mapParameter(t, `${name} argument ${i}`));
   const result = mapResult(definition.result);
-  const spec = { name, parameters: parameters.map((p) => p.native), result: result.native };
+  const spec = { name: definition.symbol ?? name, parameters: parameters.map((p) => p.native), result: result.native };
   return { spec, convert: parameters.map((p) => p.convert), result: result.convert };
 }
 

@@ -40,16 +40,16 @@ export class NativeLibrary<T extends SymbolTable> extends NativeResource {
     if ("error" in opened) throw new LibraryLoadError(path, opened.error);
     const addresses = new Map<string, Pointer>();
     const missing: string[] = [];
-    for (const [symbol, definition] of Object.entries(table)) {
-      const address = dlsymAddress(opened.handle, symbol);
-      if (address !== 0) addresses.set(symbol, address);
-      else if (!definition.optional) missing.push(symbol);
+    for (const [key, definition] of Object.entries(table)) {
+      const address = dlsymAddress(opened.handle, definition.symbol ?? key);
+      if (address !== 0) addresses.set(key, address);
+      else if (!definition.optional) missing.push(definition.symbol ?? key);
     }
     if (missing.length > 0) {
       dlcloseHandle(opened.handle);
       throw new MissingSymbolError(name, path, missing);
     }
-    const present = Object.fromEntries(Object.entries(table).filter(([symbol]) => addresses.has(symbol)));
+    const present = Object.fromEntries(Object.entries(table).filter(([key]) => addresses.has(key)));
     let lib;
     try {
       lib = backend.open(path, present, addresses);
@@ -78,16 +78,16 @@ export class NativeLibrary<T extends SymbolTable> extends NativeResource {
     this.#addresses = addresses;
   }
 
-  /** Whether the file exports `symbol` (optional symbols may be absent). */
-  has(symbol: keyof T & string): boolean {
-    return this.#addresses.has(symbol);
+  /** Whether the file exports the table entry `key` (optional symbols may be absent). */
+  has(key: keyof T & string): boolean {
+    return this.#addresses.has(key);
   }
 
-  /** The address of an exported symbol, e.g. to hand a C function pointer to another library. */
-  address(symbol: keyof T & string): Pointer {
+  /** The address of a table entry's symbol, e.g. to hand a C function pointer to another library. */
+  address(key: keyof T & string): Pointer {
     this.assertLive();
-    const address = this.#addresses.get(symbol);
-    if (address === undefined) throw new MissingSymbolError(this.name, this.path, [symbol]);
+    const address = this.#addresses.get(key);
+    if (address === undefined) throw new MissingSymbolError(this.name, this.path, [key]);
     return address;
   }
 }

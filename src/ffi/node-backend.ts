@@ -90,7 +90,7 @@ export const nodeBackend: FfiBackend = {
     for (const [name, d] of Object.entries(table) as [string, FunctionDefinition][]) {
       const parameters = d.parameters.map((t, i) => mapParameter(t, `${name} argument ${i}`));
       const result = mapResult(d.result);
-      const fn = lib.func(name, result.native, parameters.map((p) => p.native));
+      const fn = lib.func(d.symbol ?? name, result.native, parameters.map((p) => p.native));
       const convert = parameters.map((p) => p.convert);
       symbols[name] = withConversions(fn as never, convert, result.convert);
       if (d.nonblocking) {

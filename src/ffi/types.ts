@@ -64,6 +64,11 @@ export interface StructType<F extends StructFields = StructFields> {
 export interface FunctionDefinition {
   readonly parameters: readonly ParameterType[];
   readonly result: ResultType;
+  /**
+   * The C symbol, when it differs from the table key: binds one symbol under a second key with
+   * another signature (e.g. a `void *` parameter taken once as a pointer, once as a JS buffer).
+   */
+  readonly symbol?: string;
   /** Missing from the library → the symbol is `undefined` instead of a load error. */
   readonly optional?: boolean;
   /**

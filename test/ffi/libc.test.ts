@@ -85,3 +85,20 @@ test("out-parameters", () => {
   (p.buffer as BigUint64Array)[0] = 0x7fff_1234_5678n;
   assert.equal(p.value, 0x7fff_1234_5678);
 });
+
+test("a table of struct-by-value functions only", () => {
+  using structsOnly = openLibrary("libc", "libc.so.6", defineSymbols({ div: { parameters: ["i32", "i32"], result: div_t } }));
+  assert.deepEqual(structsOnly.symbols.div(-7, 2), { quot: -3, rem: -1 });
+});
+
+test("one C symbol under two keys with two signatures", () => {
+  using aliased = openLibrary("libc", "libc.so.6", defineSymbols({
+    // void *memchr(const void *s, int c, size_t n);  — once over JS memory, once over a native pointer
+    memchrBuffer: { symbol: "memchr", parameters: ["buffer", "i32", "usize"], result: "ptr" },
+    memchrPointer: { symbol: "memchr", parameters: ["ptr", "i32", "usize"], result: "ptr" },
+  }));
+  const found = aliased.symbols.memchrBuffer(new Uint8Array([1, 2, 3]), 3, 3);
+  assert.ok(found > 0);
+  assert.equal(aliased.symbols.memchrPointer(found, 3, 1), found);
+  assert.equal(aliased.address("memchrBuffer"), aliased.address("memchrPointer"));
+});
