@@ -15,6 +15,7 @@ import {
   linuxDriverVersion,
 } from "../cuda/index.ts";
 import { existsSync } from "node:fs";
+import { type CliIO, type Command, parseCommandArgs, toJson } from "./command.ts";
 
 // Where cuBLAS (#6) and llama.cpp would be looked for; doctor only locates them, it does not load them.
 const cublasSpec: LibrarySpec = { name: "libcublas", sonames: ["libcublas.so.13", "libcublas.so.12"], envVar: "GPUFFI_CUBLAS", searchDirs: cudaToolkitDirs, hint: "" };
@@ -99,7 +100,7 @@ function library(name: string, lib: LibraryReport): string {
   return `${name}: ${lib.version ? `${lib.version} ` : ""}${lib.path}${lib.source ? `  [${lib.source}]` : ""}`;
 }
 
-function printText(report: DoctorReport): void {
+function describe(report: DoctorReport): string {
   const lines = [
     `runtime: ${report.runtime}`,
     library("libcudart", report.cudart),
@@ -114,17 +115,24 @@ function printText(report: DoctorReport): void {
     ...report.verdict.problems.map((p) => `problem: ${p}`),
     report.verdict.ok ? `verdict: OK${report.verdict.level === "minor" ? " (minor-version compatibility)" : ""}` : "verdict: CUDA work cannot run here",
   ];
-  console.log(lines.join("\n"));
+  return lines.join("\n");
 }
 
-export async function doctor(argv: string[]): Promise<number> {
-  const unknown = argv.filter((a) => a !== "--json");
-  if (unknown.length > 0) {
-    console.error(`gpuffi doctor: unknown argument(s) ${unknown.join(" ")}; usage: gpuffi doctor [--json]`);
-    return 2;
-  }
-  const report = doctorReport();
-  if (argv.includes("--json")) console.log(JSON.stringify(report, null, 2));
-  else printText(report);
-  return report.verdict.ok ? 0 : 1;
-}
+const usage = `usage: gpuffi doctor [--json]
+
+Reports the JS runtime, where libcudart, libcuda, libcublas and libllama were found and their
+versions, the GPUs, and whether CUDA work can run here. Exit code 0 when it can, 1 when not.
+  --json   the same report as JSON`;
+
+export const doctorCommand: Command = {
+  name: "doctor",
+  synopsis: "doctor [--json]",
+  summary: "check the CUDA runtime, driver, libraries and GPUs; exit 1 if CUDA work cannot run",
+  usage,
+  async run(argv: string[], io: CliIO): Promise<number> {
+    const { values } = parseCommandArgs(argv, { json: "boolean" }, []);
+    const report = doctorReport();
+    io.out(values.json ? toJson(report) : describe(report));
+    return report.verdict.ok ? 0 : 1;
+  },
+};

@@ -9,8 +9,9 @@ import { ggufCommand } from "./gguf-inspect.ts";
 import { safetensorsCommand } from "./safetensors-inspect.ts";
 import { makeTinyModelCommand } from "./make-tiny-model.ts";
 import { makeTinyLoraCommand } from "./make-tiny-lora.ts";
+import { doctorCommand } from "./doctor.ts";
 
-const commands: readonly Command[] = [ggufCommand, safetensorsCommand, makeTinyModelCommand, makeTinyLoraCommand];
+const commands: readonly Command[] = [doctorCommand, ggufCommand, safetensorsCommand, makeTinyModelCommand, makeTinyLoraCommand];
 
 const usage = `usage: gpuffi COMMAND [ARGS] (gpuffi COMMAND --help for details)
 

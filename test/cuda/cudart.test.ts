@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "../harness.ts";
 import { CudaCompatibilityError, CudaContext, CudaError, cudaRuntime } from "../../src/cuda/index.ts";
-import { doctor, doctorReport } from "../../src/cli/doctor.ts";
+import { doctorReport } from "../../src/cli/doctor.ts";
+import { main } from "../../src/cli/main.ts";
 import { probeGpu } from "./gpu-probe.ts";
 
 const gpu = probeGpu();
@@ -38,14 +39,7 @@ test("gpuffi doctor --json has the documented shape and exits 1 without a GPU", 
   assert.ok(["full", "minor", "incompatible"].includes(report.verdict.level));
   assert.equal(report.verdict.ok, report.verdict.problems.length === 0);
   const printed: string[] = [];
-  const log = console.log;
-  console.log = (text: string) => void printed.push(text);
-  let code: number;
-  try {
-    code = await doctor(["--json"]);
-  } finally {
-    console.log = log;
-  }
+  const code = await main(["doctor", "--json"], { out: (text) => void printed.push(text), err: (text) => void printed.push(text) });
   const parsed = JSON.parse(printed.join("\n"));
   assert.deepEqual(Object.keys(parsed).sort(), ["cublas", "cudart", "devices", "driver", "llama", "runtime", "verdict"]);
   assert.equal(code, parsed.verdict.ok ? 0 : 1);
