@@ -2,11 +2,17 @@
 # The one command for the GPU machine: unpacks what scripts/pack-device.sh put in .device/,
 # runs the whole test suite and the benchmarks on every runtime that was carried, and leaves
 # logs and figures in $OUT (the device tool brings them back).
-#   device run, carry [".device"]:  scripts/gpu-run.sh
+#   device run, carry [".device"]:  scripts/gpu-run.sh [stage ...]
+# Stages (default: all): tests ffi-bench cuda-bench pool-bench llama
+# `llama` builds llama.cpp for CUDA from .device/llama-src.tar.xz (packed with --llama), runs the
+# llama tests against that build and the llama.cpp benchmark against native llama-bench.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-$PWD/.cache/gpu-out}
 mkdir -p "$out"
+stages=${*:-tests ffi-bench cuda-bench pool-bench llama}
+want() { [[ " $stages " == *" $1 "* ]]; }
+
 rt=/tmp/gpuffi-runtimes
 mkdir -p "$rt"
 runtimes=()
@@ -20,16 +26,57 @@ export GPUFFI_BUN=$rt/bun GPUFFI_DENO=$rt/deno GPUFFI_NODE=$rt/node
 list=$(IFS=,; echo "${runtimes[*]}")
 # The orchestrating scripts are plain JS: any carried runtime can run them.
 runner="$rt/${runtimes[0]}"
+# Runs a TypeScript file on one runtime.
+run_ts() {
+  local name=$1; shift
+  case "$name" in
+    bun) "$rt/bun" "$@" ;;
+    deno) "$rt/deno" run --allow-all "$@" ;;
+    node) "$rt/node" --import tsx "$@" ;;
+  esac
+}
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "command: scripts/gpu-run.sh (runtimes: $list)"
+  echo "command: scripts/gpu-run.sh $stages (runtimes: $list)"
   nvidia-smi --query-gpu=name,memory.total,driver_version,pci.bus_id --format=csv,noheader
   nvcc --version | tail -1
   for r in "${runtimes[@]}"; do echo "$r: $("$rt/$r" --version | head -1)"; done
 } > "$out/device.txt" 2>&1
 cat "$out/device.txt"
 
-"$runner" scripts/test.mjs --runtime "$list" 2>&1 | tee "$out/test.log" | grep -E "✗|skipped:|passed, " 
-"$runner" scripts/bench.mjs --runtimes "$list" --label gpu-machine --out "$out" 2>&1 | tail -8
+# The llama.cpp build takes minutes of CPU: start it first and let the GPU tests run meanwhile.
+llama_dir=/tmp/gpuffi-llama
+if want llama && [ -f .device/llama-src.tar.xz ]; then
+  scripts/build-llama.sh --cuda --arch 90a --src .device/llama-src.tar.xz --out "$llama_dir" > "$out/llama-build.log" 2>&1 &
+  llama_build=$!
+fi
+
+if want tests; then
+  "$runner" scripts/test.mjs --runtime "$list" > "$out/test.log" 2>&1
+  grep -E "✗|passed, " "$out/test.log"
+fi
+
+mkdir -p .cache/bench
+if want cuda-bench || want pool-bench; then
+  nvcc -O2 -o .cache/bench/cuda_anchor bench/c/cuda_anchor.cu
+fi
+[ -n "${llama_build:-}" ] && { wait "$llama_build"; echo "llama.cpp build exit $?: $(tail -1 "$out/llama-build.log")"; }
+
+if want ffi-bench; then
+  "$runner" scripts/bench.mjs --runtimes "$list" --label gpu-machine --out "$out" 2>&1 | tail -6
+fi
+for name in "${runtimes[@]}"; do
+  if want cuda-bench; then run_ts "$name" bench/cuda.bench.ts .cache/bench/cuda_anchor > "$out/cuda-bench-$name.txt" 2>&1; tail -8 "$out/cuda-bench-$name.txt"; fi
+  if want pool-bench && [ -f bench/pool.bench.ts ]; then
+    [ -f .cache/bench/pool_anchor ] || nvcc -O2 -o .cache/bench/pool_anchor bench/c/pool_anchor.cu 2>/dev/null
+    run_ts "$name" bench/pool.bench.ts .cache/bench/pool_anchor > "$out/pool-bench-$name.txt" 2>&1; tail -8 "$out/pool-bench-$name.txt"
+  fi
+done
+if want llama && [ -d "$llama_dir" ]; then
+  for name in "${runtimes[@]}"; do
+    GPUFFI_LLAMA_DIR=$llama_dir/lib run_ts "$name" test/run.ts lora > "$out/llama-tests-$name.log" 2>&1; grep -E "✗|#summary" "$out/llama-tests-$name.log"
+  done
+  [ -f bench/llama.bench.ts ] && GPUFFI_LLAMA_DIR=$llama_dir/lib run_ts "${runtimes[0]}" bench/llama.bench.ts "$llama_dir/bin/llama-bench" "$out" > "$out/llama-bench.txt" 2>&1 && tail -12 "$out/llama-bench.txt"
+fi
 ls -la "$out"
