@@ -116,6 +116,8 @@ export const llamaProgressCallback = defineCallback({ parameters: ["f32", "ptr"]
 export const SplitMode = { none: 0, layer: 1, row: 2, tensor: 3 } as const;
 export const LoadMode = { auto: -1, none: 0, mmap: 1 } as const;
 export const FlashAttention = { auto: -1, disabled: 0, enabled: 1 } as const;
+// enum ggml_type (ggml.h), the KV-cache element types worth offering
+export const CacheType = { f32: 0, f16: 1, q8_0: 8 } as const;
 export const PoolingType = { unspecified: -1, none: 0, mean: 1, cls: 2, last: 3, rank: 4 } as const;
 /** #define LLAMA_DEFAULT_SEED 0xFFFFFFFF: a random seed per sampler. */
 export const LLAMA_DEFAULT_SEED = 0xffffffff;

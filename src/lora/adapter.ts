@@ -1,0 +1,91 @@
+// LoraAdapter: a LoRA adapter loaded for one model, to be set on any number of its contexts.
+import { NativeResource, type Pointer, nativeView } from "../ffi/index.ts";
+import { openGguf } from "../formats/index.ts";
+import { LlamaError } from "./errors.ts";
+import { Lifetime } from "./lifetime.ts";
+import type { LlamaModel } from "./model.ts";
+import { readMetadata } from "./strings.ts";
+
+let nextId = 1;
+
+/**
+ * A LoRA adapter loaded with `llama_adapter_lora_init`. Its weights live next to the model's,
+ * so it keeps the model alive natively; a context that has it set keeps it alive in turn. In
+ * llama.cpp 0.5.0, `llama_adapter_lora_free` really frees (it was a no-op in some releases), so
+ * disposing an adapter returns its memory once no context uses it any more.
+ */
+export class LoraAdapter extends NativeResource {
+  /** @internal The `llama_adapter_lora *`. */
+  readonly ptr: Pointer;
+  /** @internal Contexts that have the adapter set retain it. */
+  readonly lifetime: Lifetime;
+  /** Identifies the adapter in a context's adapter set. */
+  readonly id = nextId++;
+  readonly model: LlamaModel;
+  readonly path: string;
+  /** The rank of the first adapted weight (B's inner dimension). */
+  readonly rank: number;
+  /** Every GGUF metadata scalar of the adapter file, as strings. */
+  readonly metadata: ReadonlyMap<string, string>;
+  /** aLoRA: the tokens that switch the adapter on; empty for a plain LoRA. */
+  readonly invocationTokens: Int32Array;
+
+  private constructor(model: LlamaModel, ptr: Pointer, path: string, rank: number) {
+    const { symbols } = model.llama.lib;
+    model.lifetime.retain();
+    const modelLifetime = model.lifetime;
+    const lifetime = new Lifetime(`LoRA adapter ${path}`, () => {
+      symbols.llama_adapter_lora_free(ptr);
+      modelLifetime.release();
+    });
+    super("LoraAdapter", () => lifetime.release());
+    this.ptr = ptr;
+    this.lifetime = lifetime;
+    this.model = model;
+    this.path = path;
+    this.rank = rank;
+    this.metadata = readMetadata(
+      symbols.llama_adapter_meta_count(ptr),
+      (i, b, n) => symbols.llama_adapter_meta_key_by_index(ptr, i, b, n),
+      (i, b, n) => symbols.llama_adapter_meta_val_str_by_index(ptr, i, b, n),
+    );
+    const count = Number(symbols.llama_adapter_get_alora_n_invocation_tokens(ptr));
+    this.invocationTokens = count === 0
+      ? new Int32Array(0)
+      : new Int32Array(nativeView(symbols.llama_adapter_get_alora_invocation_tokens(ptr), count * 4).slice(0));
+  }
+
+  /** Loads a GGUF LoRA adapter made for `model` (its tensor names and shapes must match). */
+  static async load(model: LlamaModel, path: string): Promise<LoraAdapter> {
+    if (model.disposed) throw new LlamaError("ERR_LLAMA_ADAPTER_LOAD", `cannot load ${path}: the model was disposed`);
+    // llama.cpp does not expose the rank; the file's tensor shapes tell it.
+    let rank: number;
+    try {
+      const file = await openGguf(path);
+      rank = file.tensors.find((t) => t.name.endsWith(".lora_b"))?.shape[0] ?? 0;
+      await file.close();
+    } catch (error) {
+      throw new LlamaError("ERR_LLAMA_ADAPTER_LOAD", `cannot read the LoRA adapter ${path}: ${(error as Error).message}`, { cause: error });
+    }
+    const ptr = model.llama.lib.symbols.llama_adapter_lora_init(model.ptr, path);
+    if (ptr === 0) {
+      throw new LlamaError("ERR_LLAMA_ADAPTER_LOAD", `llama.cpp refused the LoRA adapter ${path} for ${model.path} (wrong base model? Llama.load({ log: "stderr" }) shows why)`);
+    }
+    return new LoraAdapter(model, ptr, path, rank);
+  }
+
+  /** `adapter.lora.alpha`; llama.cpp scales the adapter by scale·alpha/rank (by scale alone when alpha is 0). */
+  get alpha(): number {
+    return Number(this.metadata.get("adapter.lora.alpha") ?? 0);
+  }
+
+  /** The base model the adapter was trained on, when the file names it. */
+  get baseModel(): string | undefined {
+    return this.metadata.get("general.base_model.0.name") ?? this.metadata.get("general.base_model.0.repo_url");
+  }
+
+  /** The architecture the adapter applies to (`general.architecture`). */
+  get architecture(): string | undefined {
+    return this.metadata.get("general.architecture");
+  }
+}

@@ -1,0 +1,451 @@
+// LlamaContext: a llama_context (KV cache, compute buffers) over a model, with its LoRA adapter
+// set, decoding, logits/embeddings, KV-cache sequence operations, state and generation.
+import { NativeResource, type Pointer, nativeView } from "../ffi/index.ts";
+import type { LoraAdapter } from "./adapter.ts";
+import { Batch } from "./batch.ts";
+import { CacheType, FlashAttention, PoolingType } from "./bindings.ts";
+import { LlamaError } from "./errors.ts";
+import type { LlamaModel, TokenizeOptions } from "./model.ts";
+import { LlamaSampler, type SamplerOptions } from "./sampler.ts";
+
+export interface ContextOptions {
+  /** Tokens the KV cache holds, over all sequences (0 = the model's training context). */
+  readonly contextSize?: number;
+  /** Most tokens one decode call takes (default 512). */
+  readonly batchSize?: number;
+  /** Tokens computed per physical step (default 512). */
+  readonly ubatchSize?: number;
+  /** Sequences the context keeps apart (default 1). */
+  readonly sequences?: number;
+  readonly threads?: number;
+  readonly threadsBatch?: number;
+  readonly flashAttention?: boolean | "auto";
+  /** Also compute embeddings (default false). */
+  readonly embeddings?: boolean;
+  readonly pooling?: keyof typeof PoolingType;
+  /** Element type of the KV cache (default "f16"); "f32" for bit-level comparisons. */
+  readonly cacheType?: keyof typeof CacheType;
+}
+
+export interface AdapterSetting {
+  readonly adapter: LoraAdapter;
+  /** Multiplies the adapter's alpha/rank scaling (default 1; 0 leaves the adapter out). */
+  readonly scale?: number;
+}
+
+export interface EvaluateOptions {
+  readonly sequence?: number;
+  /** Position of the first token (default: right after what the sequence holds). */
+  readonly position?: number;
+  /** Keep the logits of every token, not only the last (default false). */
+  readonly allLogits?: boolean;
+}
+
+export interface GenerateOptions extends SamplerOptions {
+  /** Most tokens to generate (default 256). */
+  readonly maxTokens?: number;
+  /** A sampler to use instead of one built from the sampler options. */
+  readonly sampler?: LlamaSampler;
+  /** Set this adapter set first ([] = the base model). Default: keep the context's current set. */
+  readonly adapters?: readonly AdapterSetting[];
+  /** The sequence to generate in (default 0); several may generate concurrently in one context. */
+  readonly sequence?: number;
+  /** Texts that end generation; they are not part of the output. */
+  readonly stop?: readonly string[];
+  /** End at an end-of-generation token (default true). */
+  readonly stopAtEndOfGeneration?: boolean;
+  /** Stops generation before the next token; the iterator then throws the signal's reason. */
+  readonly signal?: AbortSignal;
+  /** How to tokenize a string prompt (default: add BOS as the model asks). */
+  readonly tokenize?: TokenizeOptions;
+}
+
+export interface GeneratedToken {
+  /** The token id; -1 for a final chunk that only carries text held back while matching a stop text. */
+  readonly token: number;
+  /** The text this token made visible (empty while a multi-byte character or a possible stop text is incomplete). */
+  readonly text: string;
+}
+
+/** A snapshot of a context's state, tied to the adapter set it was computed under. */
+export interface ContextState {
+  readonly data: Uint8Array;
+  /** The adapter set at save time; restoring under another set is refused. */
+  readonly adapterSet: string;
+  /** The sequence it holds, or `undefined` for the whole context. */
+  readonly sequence?: number;
+}
+
+// setImmediate gives other tasks a turn without the ≥1 ms clamp of Node's setTimeout(…, 0).
+const nextTurn = (): Promise<void> =>
+  new Promise((resolve) => (typeof setImmediate === "function" ? setImmediate(resolve) : setTimeout(resolve, 0)));
+
+const decodeFailures: Record<number, string> = {
+  1: "no KV-cache slot for the batch (the context is full: enlarge contextSize or free sequences)",
+  2: "aborted",
+  [-1]: "invalid batch",
+};
+
+/**
+ * A context over a model. LoRA adapters apply to the whole context (every sequence), so
+ * changing the adapter set empties the KV cache: nothing computed under one set is ever reused
+ * under another. Several contexts may share one model, each with its own adapters.
+ */
+export class LlamaContext extends NativeResource {
+  /** @internal The `llama_context *`. */
+  readonly ptr: Pointer;
+  readonly model: LlamaModel;
+  readonly #memory: Pointer;
+  readonly #batch: Batch;
+  // The adapters set natively, held in an object the release closure shares (it must not capture `this`).
+  readonly #held: { adapters: readonly AdapterSetting[] };
+  #adapterSet = "";
+  // What each sequence's KV cache holds, from position 0, as far as generate() knows it; a
+  // sequence touched any other way is absent and starts from scratch at its next generate().
+  readonly #cached = new Map<number, number[]>();
+  #generating = 0;
+
+  private constructor(model: LlamaModel, ptr: Pointer) {
+    const { symbols } = model.llama.lib;
+    model.lifetime.retain();
+    const modelLifetime = model.lifetime;
+    const batch = new Batch(model.llama, symbols.llama_n_batch(ptr), symbols.llama_n_seq_max(ptr));
+    const held: { adapters: readonly AdapterSetting[] } = { adapters: [] };
+    super("LlamaContext", () => {
+      symbols.llama_free(ptr);
+      if (!batch.disposed) batch.dispose();
+      for (const { adapter } of held.adapters) adapter.lifetime.release();
+      modelLifetime.release();
+    });
+    this.model = model;
+    this.ptr = ptr;
+    this.#memory = symbols.llama_get_memory(ptr);
+    this.#batch = batch;
+    this.#held = held;
+  }
+
+  static create(model: LlamaModel, options: ContextOptions = {}): LlamaContext {
+    if (model.disposed) throw new LlamaError("ERR_LLAMA_CONTEXT", "cannot create a context: the model was disposed");
+    if (model.vocabOnly) throw new LlamaError("ERR_LLAMA_CONTEXT", `${model.path} was loaded with vocabOnly: it has no weights to run`);
+    const { symbols } = model.llama.lib;
+    const defaults = symbols.llama_context_default_params();
+    const flash = options.flashAttention;
+    const params = {
+      ...defaults,
+      n_ctx: options.contextSize ?? defaults.n_ctx,
+      n_batch: options.batchSize ?? defaults.n_batch,
+      n_ubatch: options.ubatchSize ?? defaults.n_ubatch,
+      n_seq_max: options.sequences ?? defaults.n_seq_max,
+      n_threads: options.threads ?? defaults.n_threads,
+      n_threads_batch: options.threadsBatch ?? options.threads ?? defaults.n_threads_batch,
+      flash_attn_type: flash === undefined ? defaults.flash_attn_type : flash === "auto" ? FlashAttention.auto : flash ? FlashAttention.enabled : FlashAttention.disabled,
+      embeddings: options.embeddings ?? false,
+      pooling_type: options.pooling === undefined ? defaults.pooling_type : PoolingType[options.pooling],
+      type_k: options.cacheType === undefined ? defaults.type_k : CacheType[options.cacheType],
+      type_v: options.cacheType === undefined ? defaults.type_v : CacheType[options.cacheType],
+    };
+    const ptr = symbols.llama_init_from_model(model.ptr, params);
+    if (ptr === 0) throw new LlamaError("ERR_LLAMA_CONTEXT", `llama.cpp could not create a context for ${model.path} (out of memory? Llama.load({ log: "stderr" }) shows why)`);
+    return new LlamaContext(model, ptr);
+  }
+
+  get #symbols() {
+    return this.model.llama.lib.symbols;
+  }
+
+  /** The actual sizes llama.cpp chose (they may differ from what was asked). */
+  get contextSize(): number {
+    this.assertLive();
+    return this.#symbols.llama_n_ctx(this.ptr);
+  }
+  get batchSize(): number {
+    this.assertLive();
+    return this.#symbols.llama_n_batch(this.ptr);
+  }
+  get ubatchSize(): number {
+    this.assertLive();
+    return this.#symbols.llama_n_ubatch(this.ptr);
+  }
+  get sequences(): number {
+    this.assertLive();
+    return this.#symbols.llama_n_seq_max(this.ptr);
+  }
+  get threads(): number {
+    this.assertLive();
+    return this.#symbols.llama_n_threads(this.ptr);
+  }
+
+  // ----- LoRA -----------------------------------------------------------------------------------
+
+  /** The adapter set in effect (zero-scale entries are left out, as llama.cpp leaves them out). */
+  get adapters(): readonly AdapterSetting[] {
+    this.assertLive();
+    return this.#held.adapters;
+  }
+
+  /**
+   * Replaces the whole adapter set (`llama_set_adapters_lora`); [] returns to the base model.
+   * A different set empties the KV cache of every sequence; the same set again is a no-op.
+   * Returns whether the set changed.
+   */
+  setAdapters(settings: readonly AdapterSetting[]): boolean {
+    this.assertLive();
+    const active = settings.map(({ adapter, scale = 1 }) => ({ adapter, scale: Math.fround(scale) })).filter(({ scale }) => scale !== 0);
+    for (const { adapter } of active) {
+      if (adapter.disposed) throw new LlamaError("ERR_LLAMA_ADAPTER", `the LoRA adapter ${adapter.path} was disposed`);
+      if (adapter.model !== this.model) throw new LlamaError("ERR_LLAMA_ADAPTER", `the LoRA adapter ${adapter.path} was loaded for ${adapter.model.path}, not for this context's model`);
+    }
+    if (new Set(active.map(({ adapter }) => adapter)).size !== active.length) throw new LlamaError("ERR_LLAMA_ADAPTER", "an adapter appears twice in the set");
+    const key = active.map(({ adapter, scale }) => `${adapter.id}:${scale}`).sort().join(",");
+    if (key === this.#adapterSet) return false;
+    if (this.#generating > 0) throw new LlamaError("ERR_LLAMA_ADAPTER", "the adapter set cannot change while a generation runs on this context");
+
+    const adapters = new BigUint64Array(active.map(({ adapter }) => BigInt(adapter.ptr)));
+    const scales = Float32Array.from(active, ({ scale }) => scale);
+    this.#symbols.llama_set_adapters_lora(this.ptr, adapters, active.length, scales);
+    // Everything in the KV cache was computed under the old set (ggml-org/llama.cpp#26207).
+    this.#symbols.llama_memory_clear(this.#memory, false);
+    this.#cached.clear();
+    for (const { adapter } of active) adapter.lifetime.retain();
+    for (const { adapter } of this.#held.adapters) adapter.lifetime.release();
+    this.#held.adapters = Object.freeze(active);
+    this.#adapterSet = key;
+    return true;
+  }
+
+  // ----- decoding -------------------------------------------------------------------------------
+
+  /** Runs `llama_decode` on a batch the caller filled. */
+  decode(batch: Batch): void {
+    this.assertLive();
+    for (const sequence of batch.sequences()) this.#cached.delete(sequence);
+    this.#decode(batch);
+  }
+
+  #decode(batch: Batch): void {
+    const result = this.#symbols.llama_decode(this.ptr, { ...batch.struct, n_tokens: batch.count });
+    if (result !== 0) throw new LlamaError("ERR_LLAMA_DECODE", `llama_decode failed (${result}): ${decodeFailures[result] ?? "fatal error"}`);
+  }
+
+  /** Decodes `tokens` into one sequence, in chunks of the batch size; logits of the last (or all) kept. */
+  evaluate(tokens: ArrayLike<number>, options: EvaluateOptions = {}): void {
+    this.assertLive();
+    const sequence = options.sequence ?? 0;
+    this.#cached.delete(sequence);
+    const start = options.position ?? this.#symbols.llama_memory_seq_pos_max(this.#memory, sequence) + 1;
+    if (options.allLogits && tokens.length > this.#batch.capacity) {
+      throw new LlamaError("ERR_LLAMA_ARGUMENT", `allLogits keeps one decode's outputs: at most ${this.#batch.capacity} tokens`);
+    }
+    this.#evaluateChunks(tokens, start, sequence, options.allLogits ?? false);
+  }
+
+  #evaluateChunks(tokens: ArrayLike<number>, start: number, sequence: number, allLogits: boolean): void {
+    const batch = this.#batch;
+    for (let from = 0; from < tokens.length; from += batch.capacity) {
+      batch.clear();
+      const to = Math.min(tokens.length, from + batch.capacity);
+      for (let i = from; i < to; i++) batch.add(tokens[i]!, start + i, sequence, allLogits || i === tokens.length - 1);
+      this.#decode(batch);
+    }
+  }
+
+  /**
+   * The logits of output `index` of the last decode (-1: the last), `n_vocab` floats. A copy by
+   * default; `{ view: true }` gives a zero-copy view, valid until the next decode.
+   */
+  logits(index = -1, options: { view?: boolean } = {}): Float32Array {
+    this.assertLive();
+    return this.#floats(this.#symbols.llama_get_logits_ith(this.ptr, index), this.model.shape.vocab, `no logits for output ${index}`, options.view);
+  }
+
+  /** The embedding of output `index` of the last decode (needs `embeddings: true`). */
+  embeddings(index = -1, options: { view?: boolean } = {}): Float32Array {
+    this.assertLive();
+    return this.#floats(this.#symbols.llama_get_embeddings_ith(this.ptr, index), this.model.shape.embedding, `no embeddings for output ${index} (was the context created with embeddings: true?)`, options.view);
+  }
+
+  /** The pooled embedding of a sequence (needs `embeddings: true` and a pooling type other than "none"). */
+  sequenceEmbeddings(sequence = 0, options: { view?: boolean } = {}): Float32Array {
+    this.assertLive();
+    return this.#floats(this.#symbols.llama_get_embeddings_seq(this.ptr, sequence), this.model.shape.embedding, `no pooled embeddings for sequence ${sequence}`, options.view);
+  }
+
+  #floats(ptr: Pointer, count: number, missing: string, view = false): Float32Array {
+    if (ptr === 0) throw new LlamaError("ERR_LLAMA_OUTPUT", missing);
+    const floats = new Float32Array(nativeView(ptr, count * 4));
+    return view ? floats : floats.slice();
+  }
+
+  // ----- KV cache -------------------------------------------------------------------------------
+
+  /** Empties every sequence. */
+  clearMemory(): void {
+    this.assertLive();
+    this.#cached.clear();
+    this.#symbols.llama_memory_clear(this.#memory, false);
+  }
+
+  /** Removes a sequence's tokens at positions [from, to) (-1: any sequence / to the end). */
+  removeTokens(sequence: number, from = 0, to = -1): boolean {
+    this.assertLive();
+    this.#forget(sequence);
+    return this.#symbols.llama_memory_seq_rm(this.#memory, sequence, from, to);
+  }
+
+  /** Makes `destination` share `source`'s tokens at positions [from, to). */
+  copySequence(source: number, destination: number, from = 0, to = -1): void {
+    this.assertLive();
+    this.#cached.delete(destination);
+    this.#symbols.llama_memory_seq_cp(this.#memory, source, destination, from, to);
+  }
+
+  /** Removes every sequence but `sequence`. */
+  keepSequence(sequence: number): void {
+    this.assertLive();
+    for (const other of this.#cached.keys()) if (other !== sequence) this.#cached.delete(other);
+    this.#symbols.llama_memory_seq_keep(this.#memory, sequence);
+  }
+
+  /** Adds `delta` to the positions [from, to) of a sequence (context shifting). */
+  shiftPositions(sequence: number, from: number, to: number, delta: number): void {
+    this.assertLive();
+    this.#forget(sequence);
+    this.#symbols.llama_memory_seq_add(this.#memory, sequence, from, to, delta);
+  }
+
+  /** The lowest and highest position a sequence holds; -1 for both when it is empty. */
+  sequencePositions(sequence = 0): { min: number; max: number } {
+    this.assertLive();
+    return { min: this.#symbols.llama_memory_seq_pos_min(this.#memory, sequence), max: this.#symbols.llama_memory_seq_pos_max(this.#memory, sequence) };
+  }
+
+  #forget(sequence: number): void {
+    if (sequence < 0) this.#cached.clear();
+    else this.#cached.delete(sequence);
+  }
+
+  // ----- state ----------------------------------------------------------------------------------
+
+  /** Saves the whole context (logits, embeddings, KV cache), or one sequence's KV cache. */
+  saveState(sequence?: number): ContextState {
+    this.assertLive();
+    const s = this.#symbols;
+    const size = sequence === undefined ? s.llama_state_get_size(this.ptr) : s.llama_state_seq_get_size(this.ptr, sequence);
+    const data = new Uint8Array(size);
+    const written = sequence === undefined ? s.llama_state_get_data(this.ptr, data, size) : s.llama_state_seq_get_data(this.ptr, data, size, sequence);
+    return { data: data.subarray(0, written), adapterSet: this.#adapterSet, sequence };
+  }
+
+  /** Restores a saved state (a sequence's into `into`, default its own). Refused under another adapter set. */
+  restoreState(state: ContextState, into = state.sequence): void {
+    this.assertLive();
+    if (state.adapterSet !== this.#adapterSet) {
+      throw new LlamaError("ERR_LLAMA_STATE", "the state was computed under another LoRA adapter set; set those adapters again before restoring it");
+    }
+    const s = this.#symbols;
+    const read = into === undefined ? s.llama_state_set_data(this.ptr, state.data, state.data.length) : s.llama_state_seq_set_data(this.ptr, state.data, state.data.length, into);
+    if (into === undefined) this.#cached.clear();
+    else this.#cached.delete(into);
+    if (read === 0) throw new LlamaError("ERR_LLAMA_STATE", "llama.cpp could not restore the state (saved from another model or context size?)");
+  }
+
+  // ----- generation -----------------------------------------------------------------------------
+
+  /**
+   * Generates from `prompt` as an async iterator of tokens and the text each made visible.
+   * The longest prefix of the prompt that the sequence already holds (from an earlier
+   * generate under the same adapter set) is reused. Between tokens the iterator yields to the
+   * event loop, so timers, I/O and an abort signal get their turn on every runtime.
+   */
+  async *generate(prompt: string | ArrayLike<number>, options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, void, undefined> {
+    this.assertLive();
+    if (options.adapters !== undefined) this.setAdapters(options.adapters);
+    const { signal } = options;
+    signal?.throwIfAborted();
+    const model = this.model;
+    const sequence = options.sequence ?? 0;
+    const tokens = typeof prompt === "string" ? model.tokenize(prompt, options.tokenize) : Int32Array.from(prompt);
+    if (tokens.length === 0) throw new LlamaError("ERR_LLAMA_ARGUMENT", "the prompt has no tokens");
+    const maxTokens = options.maxTokens ?? 256;
+    const stopAtEog = options.stopAtEndOfGeneration ?? true;
+    const stops = (options.stop ?? []).filter((stop) => stop.length > 0);
+    const sampler = options.sampler ?? LlamaSampler.create(model, options);
+    const s = this.#symbols;
+    this.#generating++;
+    try {
+      // At least the last prompt token is decoded again: its logits are needed.
+      const cached = this.#cached.get(sequence) ?? [];
+      let reuse = 0;
+      while (reuse < cached.length && reuse < tokens.length - 1 && cached[reuse] === tokens[reuse]) reuse++;
+      this.#cached.delete(sequence);
+      s.llama_memory_seq_rm(this.#memory, sequence, reuse, -1);
+      const history = Array.from(tokens.subarray(0, reuse));
+      const rest = tokens.subarray(reuse);
+      // Decode the prompt, then sample at once: another sequence's decode must not come in between.
+      this.#evaluateChunks(rest, reuse, sequence, false);
+      history.push(...rest);
+      this.#cached.set(sequence, history);
+      let token = s.llama_sampler_sample(sampler.ptr, this.ptr, -1);
+
+      const text = new TextDecoder();
+      let pending = "";
+      for (let produced = 0; ; ) {
+        if (stopAtEog && model.isEndOfGeneration(token)) break;
+        pending += text.decode(model.tokenPiece(token), { stream: true });
+        const stopAt = stops.reduce((first, stop) => {
+          const at = pending.indexOf(stop);
+          return at >= 0 && (first < 0 || at < first) ? at : first;
+        }, -1);
+        if (stopAt >= 0) {
+          yield { token, text: pending.slice(0, stopAt) };
+          pending = "";
+          break;
+        }
+        const held = heldBack(pending, stops);
+        yield { token, text: pending.slice(0, pending.length - held) };
+        pending = pending.slice(pending.length - held);
+        if (++produced >= maxTokens) break;
+        await nextTurn();
+        if (signal?.aborted) throw signal.reason;
+        this.assertLive();
+        this.#cached.delete(sequence);
+        this.#batch.clear();
+        this.#batch.add(token, history.length, sequence, true);
+        this.#decode(this.#batch);
+        history.push(token);
+        this.#cached.set(sequence, history);
+        token = s.llama_sampler_sample(sampler.ptr, this.ptr, -1);
+      }
+      pending += text.decode();
+      if (pending.length > 0) yield { token: -1, text: pending };
+    } finally {
+      this.#generating--;
+      if (options.sampler === undefined) sampler.dispose();
+    }
+  }
+
+  /** Runs {@link generate} to the end and returns the text and the tokens. */
+  async generateText(prompt: string | ArrayLike<number>, options: GenerateOptions = {}): Promise<{ text: string; tokens: number[] }> {
+    let text = "";
+    const tokens: number[] = [];
+    for await (const chunk of this.generate(prompt, options)) {
+      text += chunk.text;
+      if (chunk.token >= 0) tokens.push(chunk.token);
+    }
+    return { text, tokens };
+  }
+}
+
+/** How many characters at the end of `text` could begin a stop text, and so must wait. */
+function heldBack(text: string, stops: readonly string[]): number {
+  let held = 0;
+  for (const stop of stops) {
+    for (let n = Math.min(stop.length - 1, text.length); n > held; n--) {
+      if (text.endsWith(stop.slice(0, n))) {
+        held = n;
+        break;
+      }
+    }
+  }
+  return held;
+}

@@ -1,0 +1,100 @@
+// LlamaSampler: a llama.cpp sampler chain. Sampling runs inside llama.cpp on its own copy of the
+// logits, so no per-token logits cross into JS.
+import { NativeResource, type Pointer } from "../ffi/index.ts";
+import { LLAMA_DEFAULT_SEED } from "./bindings.ts";
+import { LlamaError } from "./errors.ts";
+import type { LlamaModel } from "./model.ts";
+
+export interface SamplerOptions {
+  /** 0 or below: greedy (argmax). Default 0.8. */
+  readonly temperature?: number;
+  /** Keep the k most likely tokens (0 disables). Default 40. */
+  readonly topK?: number;
+  /** Nucleus sampling (1 disables). Default 0.95. */
+  readonly topP?: number;
+  /** Drop tokens less likely than minP × the most likely one (0 disables). Default 0.05. */
+  readonly minP?: number;
+  /** Repetition penalty over the last `penaltyLastN` tokens (1 disables). Default 1. */
+  readonly repeatPenalty?: number;
+  readonly frequencyPenalty?: number;
+  readonly presencePenalty?: number;
+  /** Default 64. */
+  readonly penaltyLastN?: number;
+  /** RNG seed; a fixed seed makes generation reproducible. Default: random. */
+  readonly seed?: number;
+  /** A GBNF grammar that every generated text must match. */
+  readonly grammar?: string;
+  /** The grammar's start symbol (default "root"). */
+  readonly grammarRoot?: string;
+}
+
+/** A sampler chain built from {@link SamplerOptions}, in llama.cpp's usual order. */
+export class LlamaSampler extends NativeResource {
+  /** @internal The `llama_sampler *` chain. */
+  readonly ptr: Pointer;
+  readonly model: LlamaModel;
+
+  private constructor(model: LlamaModel, ptr: Pointer) {
+    const { symbols } = model.llama.lib;
+    model.lifetime.retain();
+    const modelLifetime = model.lifetime;
+    super("LlamaSampler", () => {
+      symbols.llama_sampler_free(ptr);
+      modelLifetime.release();
+    });
+    this.model = model;
+    this.ptr = ptr;
+  }
+
+  static create(model: LlamaModel, options: SamplerOptions = {}): LlamaSampler {
+    const s = model.llama.lib.symbols;
+    const chain = s.llama_sampler_chain_init(s.llama_sampler_chain_default_params());
+    // The chain owns what is added to it, so a failure frees the chain alone.
+    const add = (sampler: Pointer, what: string): void => {
+      if (sampler === 0) {
+        s.llama_sampler_free(chain);
+        throw new LlamaError("ERR_LLAMA_SAMPLER", `llama.cpp could not create the ${what} sampler`);
+      }
+      s.llama_sampler_chain_add(chain, sampler);
+    };
+    if (options.grammar !== undefined) add(s.llama_sampler_init_grammar(model.vocab, options.grammar, options.grammarRoot ?? "root"), "grammar (is the GBNF valid?)");
+    const repeat = options.repeatPenalty ?? 1;
+    const frequency = options.frequencyPenalty ?? 0;
+    const presence = options.presencePenalty ?? 0;
+    if (repeat !== 1 || frequency !== 0 || presence !== 0) {
+      add(s.llama_sampler_init_penalties(s.llama_vocab_n_tokens(model.vocab), options.penaltyLastN ?? 64, repeat, frequency, presence), "penalties");
+    }
+    const temperature = options.temperature ?? 0.8;
+    if (temperature <= 0) {
+      add(s.llama_sampler_init_greedy(), "greedy");
+    } else {
+      const topK = options.topK ?? 40;
+      const topP = options.topP ?? 0.95;
+      const minP = options.minP ?? 0.05;
+      if (topK > 0) add(s.llama_sampler_init_top_k(topK), "top-k");
+      if (topP < 1) add(s.llama_sampler_init_top_p(topP, 1), "top-p");
+      if (minP > 0) add(s.llama_sampler_init_min_p(minP, 1), "min-p");
+      add(s.llama_sampler_init_temp(temperature), "temperature");
+      add(s.llama_sampler_init_dist(options.seed === undefined ? LLAMA_DEFAULT_SEED : options.seed >>> 0), "dist");
+    }
+    return new LlamaSampler(model, chain);
+  }
+
+  /** The seed the chain's RNG uses (the random one llama.cpp drew when none was given). */
+  get seed(): number {
+    this.assertLive();
+    return this.model.llama.lib.symbols.llama_sampler_get_seed(this.ptr);
+  }
+
+  /** Forgets accepted tokens (penalties, grammar state) and restarts the RNG sequence. */
+  reset(): void {
+    this.assertLive();
+    this.model.llama.lib.symbols.llama_sampler_reset(this.ptr);
+  }
+
+  /** Feeds a token the sampler did not pick itself (e.g. a prompt token, for penalties and grammar). */
+  accept(token: number): void {
+    this.assertLive();
+    this.model.llama.lib.symbols.llama_sampler_accept(this.ptr, token);
+  }
+}

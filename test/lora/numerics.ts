@@ -1,0 +1,131 @@
+// The numerical LoRA checks, registered once for the CPU and once with every layer offloaded.
+import assert from "node:assert/strict";
+import { test } from "../harness.ts";
+import { LlamaContext, LlamaModel, LoraAdapter } from "../../src/lora/index.ts";
+import { tinyLora, tinyModel, writeFixture } from "./fixtures.ts";
+import { type MergedAdapter, mergeLora } from "./merge.ts";
+
+const prompt = "the cat sat on the mat";
+// f32 end to end: flash attention and an f16 KV cache round Q·K and K/V to f16 on the CPU, which
+// turns last-bit differences between the merged and the adapted model into ≈2e-4 relative and
+// would hide what the comparison is about.
+const contextOptions = { contextSize: 64, threads: 2, cacheType: "f32", flashAttention: false } as const;
+const loraA = { rank: 4, alpha: 8, seed: 11 };
+const loraB = { rank: 2, alpha: 3, seed: 12 };
+
+/** Logits of every prompt position, concatenated. */
+function promptLogits(context: LlamaContext): Float32Array {
+  const tokens = context.model.tokenize(prompt);
+  context.clearMemory();
+  context.evaluate(tokens, { allLogits: true });
+  const vocab = context.model.shape.vocab;
+  const all = new Float32Array(tokens.length * vocab);
+  for (let i = 0; i < tokens.length; i++) all.set(context.logits(i), i * vocab);
+  return all;
+}
+
+function assertClose(actual: Float32Array, expected: Float32Array, tolerance: number, what: string): void {
+  assert.equal(actual.length, expected.length);
+  let worst = 0;
+  let scale = 0;
+  for (let i = 0; i < actual.length; i++) {
+    worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
+    scale = Math.max(scale, Math.abs(expected[i]!));
+  }
+  assert.ok(worst <= tolerance * scale, `${what}: max |Δ| ${worst} exceeds ${tolerance} × max |logit| ${scale}`);
+}
+
+function assertIdentical(actual: Float32Array, expected: Float32Array, what: string): void {
+  assert.deepEqual(new Uint8Array(actual.buffer), new Uint8Array(expected.buffer), `${what}: not bit-for-bit identical`);
+}
+
+/** Logits of a model merged offline with `adapters`. */
+async function mergedLogits(name: string, adapters: MergedAdapter[], gpuLayers: number | "all"): Promise<Float32Array> {
+  const path = writeFixture(`merged-${name}.gguf`, mergeLora(tinyModel().spec, adapters));
+  const model = await LlamaModel.load(path, { gpuLayers });
+  const context = LlamaContext.create(model, contextOptions);
+  try {
+    return promptLogits(context);
+  } finally {
+    context.dispose();
+    model.dispose();
+  }
+}
+
+export function registerLoraNumerics(label: string, gpuLayers: number | "all", skip: string | undefined): void {
+  const withModel = (name: string, body: (model: LlamaModel, context: LlamaContext, a: LoraAdapter, b: LoraAdapter) => Promise<void>) =>
+    test(`${label}: ${name}`, async () => {
+      const model = await LlamaModel.load(tinyModel().path, { gpuLayers });
+      const context = LlamaContext.create(model, contextOptions);
+      const a = await LoraAdapter.load(model, tinyLora("a", loraA).path);
+      const b = await LoraAdapter.load(model, tinyLora("b", loraB).path);
+      try {
+        await body(model, context, a, b);
+      } finally {
+        context.dispose();
+        a.dispose();
+        b.dispose();
+        model.dispose();
+      }
+    }, { skip, timeout: 60_000 });
+
+  withModel("scale 0 reproduces the base logits exactly", async (model, context, a) => {
+    const base = promptLogits(context);
+    context.setAdapters([{ adapter: a, scale: 0 }]);
+    assertIdentical(promptLogits(context), base, "scale 0");
+    const fresh = LlamaContext.create(model, contextOptions);
+    try {
+      assertIdentical(promptLogits(fresh), base, "a context that never had an adapter");
+    } finally {
+      fresh.dispose();
+    }
+  });
+
+  withModel("an adapter at scale s matches the merged model W + s·(alpha/r)·B·A within 1e-4", async (_model, context, a) => {
+    for (const scale of [1, 0.5]) {
+      context.setAdapters([{ adapter: a, scale }]);
+      const expected = await mergedLogits(`a-${scale}`, [{ spec: tinyLora("a", loraA).spec, alpha: loraA.alpha, scale }], gpuLayers);
+      assertClose(promptLogits(context), expected, 1e-4, `adapter A at scale ${scale}`);
+    }
+    // The adapter changes the output, so the comparison above is not vacuous.
+    context.setAdapters([]);
+    const base = promptLogits(context);
+    context.setAdapters([{ adapter: a, scale: 1 }]);
+    assert.ok(promptLogits(context).some((v, i) => Math.abs(v - base[i]!) > 1e-2), "adapter A should change the logits");
+  });
+
+  withModel("two adapters at once match the model with both merged", async (_model, context, a, b) => {
+    context.setAdapters([{ adapter: a, scale: 0.7 }, { adapter: b, scale: 1.3 }]);
+    const expected = await mergedLogits("a-b", [
+      { spec: tinyLora("a", loraA).spec, alpha: loraA.alpha, scale: 0.7 },
+      { spec: tinyLora("b", loraB).spec, alpha: loraB.alpha, scale: 1.3 },
+    ], gpuLayers);
+    assertClose(promptLogits(context), expected, 1e-4, "adapters A and B");
+  });
+
+  withModel("hot swap A → B → A gives A's logits again bit-for-bit", async (_model, context, a, b) => {
+    assert.equal(context.setAdapters([{ adapter: a }]), true);
+    const first = promptLogits(context);
+    assert.equal(context.setAdapters([{ adapter: b }]), true);
+    const withB = promptLogits(context);
+    assert.equal(context.setAdapters([{ adapter: a }]), true);
+    assertIdentical(promptLogits(context), first, "A after B");
+    assert.ok(withB.some((v, i) => v !== first[i]), "B should differ from A");
+    assert.equal(context.setAdapters([{ adapter: a, scale: 1 }]), false, "the same set again is no change");
+  });
+
+  withModel("several contexts share one model with different adapters", async (model, context, a, b) => {
+    const other = LlamaContext.create(model, contextOptions);
+    try {
+      context.setAdapters([{ adapter: a }]);
+      other.setAdapters([{ adapter: b }]);
+      const [logitsA, logitsB] = [promptLogits(context), promptLogits(other)];
+      context.setAdapters([{ adapter: b }]);
+      assertIdentical(promptLogits(context), logitsB, "B on the first context");
+      other.setAdapters([{ adapter: a }]);
+      assertIdentical(promptLogits(other), logitsA, "A on the second context");
+    } finally {
+      other.dispose();
+    }
+  });
+}
