@@ -97,6 +97,9 @@ export class LlamaContext extends NativeResource {
   readonly model: LlamaModel;
   readonly #memory: Pointer;
   readonly #batch: Batch;
+  // Read once: the context may outlive the JS model object's disposal (it holds the model natively).
+  readonly #vocabSize: number;
+  readonly #embeddingSize: number;
   // The adapters set natively, held in an object the release closure shares (it must not capture `this`).
   readonly #held: { adapters: readonly AdapterSetting[] };
   #adapterSet = "";
@@ -120,6 +123,8 @@ export class LlamaContext extends NativeResource {
     this.model = model;
     this.ptr = ptr;
     this.#memory = symbols.llama_get_memory(ptr);
+    this.#vocabSize = symbols.llama_vocab_n_tokens(model.vocab);
+    this.#embeddingSize = symbols.llama_model_n_embd(model.ptr);
     this.#batch = batch;
     this.#held = held;
   }
@@ -255,19 +260,19 @@ export class LlamaContext extends NativeResource {
    */
   logits(index = -1, options: { view?: boolean } = {}): Float32Array {
     this.assertLive();
-    return this.#floats(this.#symbols.llama_get_logits_ith(this.ptr, index), this.model.shape.vocab, `no logits for output ${index}`, options.view);
+    return this.#floats(this.#symbols.llama_get_logits_ith(this.ptr, index), this.#vocabSize, `no logits for output ${index}`, options.view);
   }
 
   /** The embedding of output `index` of the last decode (needs `embeddings: true`). */
   embeddings(index = -1, options: { view?: boolean } = {}): Float32Array {
     this.assertLive();
-    return this.#floats(this.#symbols.llama_get_embeddings_ith(this.ptr, index), this.model.shape.embedding, `no embeddings for output ${index} (was the context created with embeddings: true?)`, options.view);
+    return this.#floats(this.#symbols.llama_get_embeddings_ith(this.ptr, index), this.#embeddingSize, `no embeddings for output ${index} (was the context created with embeddings: true?)`, options.view);
   }
 
   /** The pooled embedding of a sequence (needs `embeddings: true` and a pooling type other than "none"). */
   sequenceEmbeddings(sequence = 0, options: { view?: boolean } = {}): Float32Array {
     this.assertLive();
-    return this.#floats(this.#symbols.llama_get_embeddings_seq(this.ptr, sequence), this.model.shape.embedding, `no pooled embeddings for sequence ${sequence}`, options.view);
+    return this.#floats(this.#symbols.llama_get_embeddings_seq(this.ptr, sequence), this.#embeddingSize, `no pooled embeddings for sequence ${sequence}`, options.view);
   }
 
   #floats(ptr: Pointer, count: number, missing: string, view = false): Float32Array {
