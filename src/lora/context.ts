@@ -1,5 +1,6 @@
 // LlamaContext: a llama_context (KV cache, compute buffers) over a model, with its LoRA adapter
 // set, decoding, logits/embeddings, KV-cache sequence operations, state and generation.
+import { availableParallelism } from "node:os";
 import { NativeResource, type Pointer, nativeView } from "../ffi/index.ts";
 import type { LoraAdapter } from "./adapter.ts";
 import { Batch } from "./batch.ts";
@@ -17,6 +18,7 @@ export interface ContextOptions {
   readonly ubatchSize?: number;
   /** Sequences the context keeps apart (default 1). */
   readonly sequences?: number;
+  /** CPU threads for single-token decoding (default: llama.cpp's 4, at most the cores available). */
   readonly threads?: number;
   readonly threadsBatch?: number;
   readonly flashAttention?: boolean | "auto";
@@ -135,14 +137,16 @@ export class LlamaContext extends NativeResource {
     const { symbols } = model.llama.lib;
     const defaults = symbols.llama_context_default_params();
     const flash = options.flashAttention;
+    // ggml's workers spin while they wait: more threads than cores makes decoding many times slower.
+    const cores = availableParallelism();
     const params = {
       ...defaults,
       n_ctx: options.contextSize ?? defaults.n_ctx,
       n_batch: options.batchSize ?? defaults.n_batch,
       n_ubatch: options.ubatchSize ?? defaults.n_ubatch,
       n_seq_max: options.sequences ?? defaults.n_seq_max,
-      n_threads: options.threads ?? defaults.n_threads,
-      n_threads_batch: options.threadsBatch ?? options.threads ?? defaults.n_threads_batch,
+      n_threads: options.threads ?? Math.min(defaults.n_threads, cores),
+      n_threads_batch: options.threadsBatch ?? options.threads ?? Math.min(defaults.n_threads_batch, cores),
       flash_attn_type: flash === undefined ? defaults.flash_attn_type : flash === "auto" ? FlashAttention.auto : flash ? FlashAttention.enabled : FlashAttention.disabled,
       embeddings: options.embeddings ?? false,
       pooling_type: options.pooling === undefined ? defaults.pooling_type : PoolingType[options.pooling],
