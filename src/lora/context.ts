@@ -236,6 +236,12 @@ export class LlamaContext extends NativeResource {
     if (result !== 0) throw new LlamaError("ERR_LLAMA_DECODE", `llama_decode failed (${result}): ${decodeFailures[result] ?? "fatal error"}`);
   }
 
+  /** Waits for the backend to finish the last decode (decodes on a GPU return before it has). */
+  synchronize(): void {
+    this.assertLive();
+    this.#symbols.llama_synchronize(this.ptr);
+  }
+
   /** Decodes `tokens` into one sequence, in chunks of the batch size; logits of the last (or all) kept. */
   evaluate(tokens: ArrayLike<number>, options: EvaluateOptions = {}): void {
     this.assertLive();
