@@ -24,9 +24,7 @@ done
 [ -d node_modules ] || tar xJf .device/node_modules.tar.xz
 export GPUFFI_BUN=$rt/bun GPUFFI_DENO=$rt/deno GPUFFI_NODE=$rt/node
 list=$(IFS=,; echo "${runtimes[*]}")
-# The orchestrating scripts are plain JS: any carried runtime can run them.
-runner="$rt/${runtimes[0]}"
-# Runs a TypeScript file on one runtime.
+# Runs a script on one runtime (TypeScript on Node goes through tsx).
 run_ts() {
   local name=$1; shift
   case "$name" in
@@ -35,6 +33,8 @@ run_ts() {
     node) "$rt/node" --import tsx "$@" ;;
   esac
 }
+# The orchestrating scripts are plain JS: any carried runtime can run them.
+runner() { run_ts "${runtimes[0]}" "$@"; }
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -53,7 +53,7 @@ if want llama && [ -f .device/llama-src.tar.xz ]; then
 fi
 
 if want tests; then
-  "$runner" scripts/test.mjs --runtime "$list" > "$out/test.log" 2>&1
+  runner scripts/test.mjs --runtime "$list" > "$out/test.log" 2>&1
   grep -E "✗|passed, " "$out/test.log"
 fi
 
@@ -64,7 +64,7 @@ fi
 [ -n "${llama_build:-}" ] && { wait "$llama_build"; echo "llama.cpp build exit $?: $(tail -1 "$out/llama-build.log")"; }
 
 if want ffi-bench; then
-  "$runner" scripts/bench.mjs --runtimes "$list" --label gpu-machine --out "$out" 2>&1 | tail -6
+  runner scripts/bench.mjs --runtimes "$list" --label gpu-machine --out "$out" 2>&1 | tail -6
 fi
 for name in "${runtimes[@]}"; do
   if want cuda-bench; then run_ts "$name" bench/cuda.bench.ts .cache/bench/cuda_anchor > "$out/cuda-bench-$name.txt" 2>&1; tail -8 "$out/cuda-bench-$name.txt"; fi
