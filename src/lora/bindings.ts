@@ -147,8 +147,6 @@ export const llamaSymbols = defineSymbols({
   llama_free: { parameters: ["ptr"], result: "void" },
   // LLAMA_API size_t llama_max_devices(void);
   llama_max_devices: { parameters: [], result: "usize" },
-  // LLAMA_API bool llama_supports_mmap(void);
-  llama_supports_mmap: { parameters: [], result: "bool" },
   // LLAMA_API bool llama_supports_gpu_offload(void);
   llama_supports_gpu_offload: { parameters: [], result: "bool" },
   // LLAMA_API uint32_t llama_n_ctx(const struct llama_context * ctx);
@@ -237,12 +235,8 @@ export const llamaSymbols = defineSymbols({
   llama_batch_free: { parameters: [llamaBatch], result: "void" },
   // LLAMA_API int32_t llama_decode(struct llama_context * ctx, struct llama_batch batch);
   llama_decode: { parameters: ["ptr", llamaBatch], result: "i32" },
-  // LLAMA_API void llama_set_n_threads(struct llama_context * ctx, int32_t n_threads, int32_t n_threads_batch);
-  llama_set_n_threads: { parameters: ["ptr", "i32", "i32"], result: "void" },
   // LLAMA_API int32_t llama_n_threads(struct llama_context * ctx);
   llama_n_threads: { parameters: ["ptr"], result: "i32" },
-  // LLAMA_API void llama_set_embeddings(struct llama_context * ctx, bool embeddings);
-  llama_set_embeddings: { parameters: ["ptr", "bool"], result: "void" },
   // LLAMA_API void llama_synchronize(struct llama_context * ctx);
   llama_synchronize: { parameters: ["ptr"], result: "void" },
   // LLAMA_API float * llama_get_logits_ith(struct llama_context * ctx, int32_t i);
@@ -255,8 +249,6 @@ export const llamaSymbols = defineSymbols({
   llama_vocab_get_text: { parameters: ["ptr", "i32"], result: "cstring" },
   // LLAMA_API bool llama_vocab_is_eog(const struct llama_vocab * vocab, llama_token token);
   llama_vocab_is_eog: { parameters: ["ptr", "i32"], result: "bool" },
-  // LLAMA_API bool llama_vocab_is_control(const struct llama_vocab * vocab, llama_token token);
-  llama_vocab_is_control: { parameters: ["ptr", "i32"], result: "bool" },
   // LLAMA_API llama_token llama_vocab_bos(const struct llama_vocab * vocab);
   llama_vocab_bos: { parameters: ["ptr"], result: "i32" },
   // LLAMA_API llama_token llama_vocab_eos(const struct llama_vocab * vocab);
@@ -265,16 +257,12 @@ export const llamaSymbols = defineSymbols({
   llama_vocab_eot: { parameters: ["ptr"], result: "i32" },
   // LLAMA_API llama_token llama_vocab_nl(const struct llama_vocab * vocab);
   llama_vocab_nl: { parameters: ["ptr"], result: "i32" },
-  // LLAMA_API bool llama_vocab_get_add_bos(const struct llama_vocab * vocab);
-  llama_vocab_get_add_bos: { parameters: ["ptr"], result: "bool" },
   // LLAMA_API int32_t llama_tokenize(const struct llama_vocab * vocab, const char * text, int32_t text_len, llama_token * tokens, int32_t n_tokens_max, bool add_special, bool parse_special);
   llama_tokenize: { parameters: ["ptr", "buffer", "i32", "buffer", "i32", "bool", "bool"], result: "i32" },
   // LLAMA_API int32_t llama_token_to_piece(const struct llama_vocab * vocab, llama_token token, char * buf, int32_t length, int32_t lstrip, bool special);
   llama_token_to_piece: { parameters: ["ptr", "i32", "buffer", "i32", "i32", "bool"], result: "i32" },
   // LLAMA_API int32_t llama_detokenize(const struct llama_vocab * vocab, const llama_token * tokens, int32_t n_tokens, char * text, int32_t text_len_max, bool remove_special, bool unparse_special);
   llama_detokenize: { parameters: ["ptr", "buffer", "i32", "buffer", "i32", "bool", "bool"], result: "i32" },
-  // LLAMA_API const char * llama_sampler_name(const struct llama_sampler * smpl);
-  llama_sampler_name: { parameters: ["ptr"], result: "cstring" },
   // LLAMA_API void llama_sampler_accept(struct llama_sampler * smpl, llama_token token);
   llama_sampler_accept: { parameters: ["ptr", "i32"], result: "void" },
   // LLAMA_API void llama_sampler_reset(struct llama_sampler * smpl);
@@ -285,8 +273,6 @@ export const llamaSymbols = defineSymbols({
   llama_sampler_chain_init: { parameters: [llamaSamplerChainParams], result: "ptr" },
   // LLAMA_API void llama_sampler_chain_add(struct llama_sampler * chain, struct llama_sampler * smpl);
   llama_sampler_chain_add: { parameters: ["ptr", "ptr"], result: "void" },
-  // LLAMA_API int32_t llama_sampler_chain_n(const struct llama_sampler * chain);
-  llama_sampler_chain_n: { parameters: ["ptr"], result: "i32" },
   // LLAMA_API struct llama_sampler * llama_sampler_init_greedy(void);
   llama_sampler_init_greedy: { parameters: [], result: "ptr" },
   // LLAMA_API struct llama_sampler * llama_sampler_init_dist(uint32_t seed);
