@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type GgufSpec, encodeGguf, makeTinyLora, makeTinyModel, parseGguf } from "../../src/formats/index.ts";
+import { LibraryNotFoundError } from "../../src/ffi/index.ts";
 import { Llama } from "../../src/lora/index.ts";
 
 let dir: string | undefined;
@@ -20,7 +21,8 @@ export const llamaUnavailable: string | undefined = (() => {
     Llama.shared();
     return undefined;
   } catch (error) {
-    return `libllama not loadable: ${(error as Error).message.split("\n")[0]}`;
+    const reason = error instanceof LibraryNotFoundError ? error.attempts.map((a) => `${a.path}: ${a.rejected}`).join("; ") : (error as Error).message;
+    return `libllama not found (install @node-llama-cpp/linux-x64 or set GPUFFI_LLAMA_DIR): ${reason}`;
   }
 })();
 
