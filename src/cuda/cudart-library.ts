@@ -73,6 +73,8 @@ export const cudartSymbols = defineSymbols({
   cudaMallocManaged: { parameters: ["buffer", "usize", "u32"], result: "i32" },
   // cudaError_t cudaMalloc(void **devPtr, size_t size);
   cudaMalloc: { parameters: ["buffer", "usize"], result: "i32" },
+  // cudaError_t cudaMallocPitch(void **devPtr, size_t *pitch, size_t width, size_t height);
+  cudaMallocPitch: { parameters: ["buffer", "buffer", "usize", "usize"], result: "i32" },
   // cudaError_t cudaFree(void *devPtr);
   cudaFree: { parameters: ["ptr"], result: "i32" },
   // cudaError_t cudaFreeHost(void *ptr);
@@ -89,8 +91,12 @@ export const cudartSymbols = defineSymbols({
   // so the JS memory is free again when the call returns.
   cudaMemcpyAsyncFromJs: { symbol: "cudaMemcpyAsync", parameters: ["ptr", "buffer", "usize", "i32", "ptr"], result: "i32" },
   cudaMemcpyAsyncToJs: { symbol: "cudaMemcpyAsync", parameters: ["buffer", "ptr", "usize", "i32", "ptr"], result: "i32" },
+  // cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height, enum cudaMemcpyKind kind, cudaStream_t stream);
+  cudaMemcpy2DAsync: { parameters: ["ptr", "usize", "ptr", "usize", "usize", "usize", "i32", "ptr"], result: "i32" },
   // cudaError_t cudaMemsetAsync(void *devPtr, int value, size_t count, cudaStream_t stream);
   cudaMemsetAsync: { parameters: ["ptr", "i32", "usize", "ptr"], result: "i32" },
+  // cudaError_t cudaMemset2DAsync(void *devPtr, size_t pitch, int value, size_t width, size_t height, cudaStream_t stream);
+  cudaMemset2DAsync: { parameters: ["ptr", "usize", "i32", "usize", "usize", "ptr"], result: "i32" },
   // cudaError_t cudaMallocAsync(void **devPtr, size_t size, cudaStream_t hStream);
   cudaMallocAsync: { parameters: ["buffer", "usize", "ptr"], result: "i32" },
   // cudaError_t cudaFreeAsync(void *devPtr, cudaStream_t hStream);

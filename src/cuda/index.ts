@@ -44,3 +44,4 @@ export {
 } from "./version.ts";
 export { cudartSpec, cudaToolkitDirs } from "./cudart-library.ts";
 export { libcudaSpec } from "./driver-library.ts";
+export * from "./pool/index.ts";
