@@ -15,11 +15,11 @@ import {
   linuxDriverVersion,
 } from "../cuda/index.ts";
 import { existsSync } from "node:fs";
+import { llamaSpec } from "../lora/bindings.ts";
 import { type CliIO, type Command, parseCommandArgs, toJson } from "./command.ts";
 
-// Where cuBLAS (#6) and llama.cpp would be looked for; doctor only locates them, it does not load them.
+// Where cuBLAS (#6) would be looked for; doctor only locates cuBLAS and llama.cpp, it does not load them.
 const cublasSpec: LibrarySpec = { name: "libcublas", sonames: ["libcublas.so.13", "libcublas.so.12"], envVar: "GPUFFI_CUBLAS", searchDirs: cudaToolkitDirs, hint: "" };
-const llamaSpec: LibrarySpec = { name: "libllama", sonames: ["libllama.so"], envVar: "GPUFFI_LLAMA_DIR", hint: "" };
 
 export interface LibraryReport {
   readonly found: boolean;

@@ -10,8 +10,18 @@ import { safetensorsCommand } from "./safetensors-inspect.ts";
 import { makeTinyModelCommand } from "./make-tiny-model.ts";
 import { makeTinyLoraCommand } from "./make-tiny-lora.ts";
 import { doctorCommand } from "./doctor.ts";
+import { tokenizeCommand } from "./tokenize.ts";
+import { generateCommand } from "./generate.ts";
 
-const commands: readonly Command[] = [doctorCommand, ggufCommand, safetensorsCommand, makeTinyModelCommand, makeTinyLoraCommand];
+const commands: readonly Command[] = [
+  doctorCommand,
+  generateCommand,
+  tokenizeCommand,
+  ggufCommand,
+  safetensorsCommand,
+  makeTinyModelCommand,
+  makeTinyLoraCommand,
+];
 
 const usage = `usage: gpuffi COMMAND [ARGS] (gpuffi COMMAND --help for details)
 
