@@ -14,7 +14,8 @@ small enough for tests. The same options and seed always give the same bytes.
   --kv-heads N   key/value heads, dividing --heads (default ${d.kvHeads})
   --ff N         feed-forward size (default ${d.ff})
   --ctx N        training context length (default ${d.ctx})
-  --type T       f32 or f16 weight matrices (default ${d.type})`;
+  --type T       f32 or f16 weight matrices (default ${d.type})
+  --vocab N      vocabulary size, padded with filler pieces (default and least: ${d.vocab})`;
 
 export const makeTinyModelCommand: Command = {
   name: "make-tiny-model",
@@ -22,7 +23,7 @@ export const makeTinyModelCommand: Command = {
   summary: "write a tiny llama model with random weights",
   usage,
   async run(argv: string[], io: CliIO): Promise<number> {
-    const integers = ["seed", "layers", "embd", "heads", "kv-heads", "ff", "ctx"] as const;
+    const integers = ["seed", "layers", "embd", "heads", "kv-heads", "ff", "ctx", "vocab"] as const;
     const { positionals, values } = parseCommandArgs(argv, { ...Object.fromEntries(integers.map((n) => [n, "string"])), type: "string" }, ["OUT.gguf"]);
     const type = values.type ?? d.type;
     if (type !== "f32" && type !== "f16") throw new UsageError(`--type must be f32 or f16, got "${String(type)}"`);
@@ -34,6 +35,7 @@ export const makeTinyModelCommand: Command = {
       kvHeads: integerOption(values, "kv-heads", d.kvHeads),
       ff: integerOption(values, "ff", d.ff),
       ctx: integerOption(values, "ctx", d.ctx),
+      vocab: integerOption(values, "vocab", d.vocab),
       type,
     });
     await writeGgufFile(positionals[0]!, spec);

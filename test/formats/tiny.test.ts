@@ -123,8 +123,17 @@ test("tiny model: same seed gives identical bytes, another seed other weights, f
   assert.deepEqual(build({ seed: 7, type: "f16" }).bytes, build({ seed: 7, type: "f16" }).bytes);
 });
 
+test("tiny model vocabulary pads to a requested size with unique fillers", () => {
+  const { header } = build({ vocab: 1000 });
+  const tokens = typed(header, "tokenizer.ggml.tokens").value as string[];
+  assert.equal(tokens.length, 1000);
+  assert.equal(new Set(tokens).size, 1000);
+  assert.equal(typed(header, "llama.vocab_size").value, 1000);
+  assert.deepEqual(header.tensors.find((t) => t.name === "output.weight")!.shape, [64, 1000]);
+});
+
 test("tiny model rejects inconsistent options", () => {
-  for (const bad of [{ heads: 3 }, { kvHeads: 3, heads: 4 }, { layers: 0 }, { embd: 6, heads: 2 }, { ff: 1.5 }, { type: "q4" as "f32" }]) {
+  for (const bad of [{ heads: 3 }, { kvHeads: 3, heads: 4 }, { layers: 0 }, { embd: 6, heads: 2 }, { ff: 1.5 }, { type: "q4" as "f32" }, { vocab: 100 }, { vocab: 1000.5 }]) {
     assert.throws(() => makeTinyModel(bad), InvalidOptionError, JSON.stringify(bad));
   }
 });

@@ -8,7 +8,7 @@ import { GgmlType } from "../gguf/ggml-types.ts";
 import type { GgufValue } from "../gguf/values.ts";
 import type { GgufSpec, GgufTensorSpec } from "../gguf/writer.ts";
 import { type Random, seededRandom, uniformValues } from "./random.ts";
-import { tinyVocab } from "./vocab.ts";
+import { TINY_VOCAB_BASE_SIZE, tinyVocab } from "./vocab.ts";
 
 export interface TinyModelOptions {
   seed?: number;
@@ -20,6 +20,8 @@ export interface TinyModelOptions {
   ctx?: number;
   /** Type of the weight matrices; norms stay f32 as in converted models. */
   type?: "f32" | "f16";
+  /** Vocabulary size: the tiny vocabulary padded with filler pieces (at least its own size). */
+  vocab?: number;
 }
 
 export const tinyModelDefaults: Required<TinyModelOptions> = {
@@ -31,6 +33,7 @@ export const tinyModelDefaults: Required<TinyModelOptions> = {
   ff: 128,
   ctx: 256,
   type: "f32",
+  vocab: TINY_VOCAB_BASE_SIZE,
 };
 
 const u32 = (value: number): GgufValue => ({ type: "u32", value });
@@ -43,6 +46,7 @@ function checkOptions(o: Required<TinyModelOptions>): void {
   }
   if (!Number.isSafeInteger(o.seed)) throw new InvalidOptionError("seed", `must be an integer, got ${o.seed}`);
   if (o.type !== "f32" && o.type !== "f16") throw new InvalidOptionError("type", `must be f32 or f16, got ${String(o.type)}`);
+  if (!Number.isSafeInteger(o.vocab) || o.vocab < TINY_VOCAB_BASE_SIZE) throw new InvalidOptionError("vocab", `must be an integer ≥ ${TINY_VOCAB_BASE_SIZE}, got ${o.vocab}`);
   if (o.embd % o.heads !== 0) throw new InvalidOptionError("heads", `${o.heads} does not divide embd ${o.embd}`);
   if (o.heads % o.kvHeads !== 0) throw new InvalidOptionError("kvHeads", `${o.kvHeads} does not divide heads ${o.heads}`);
   // RoPE rotates pairs of dimensions.
@@ -57,7 +61,7 @@ function bytesOf(values: Float32Array | Uint16Array): Uint8Array {
 export function makeTinyModel(options: TinyModelOptions = {}): GgufSpec {
   const o = { ...tinyModelDefaults, ...options };
   checkOptions(o);
-  const vocab = tinyVocab();
+  const vocab = tinyVocab(o.vocab);
   const nVocab = vocab.tokens.length;
   const headSize = o.embd / o.heads;
   const kvSize = headSize * o.kvHeads;

@@ -20,7 +20,17 @@ const letters = Array.from("abcdefghijklmnopqrstuvwxyz");
 const merges = ["in", "er", "an", "re", "on", "at", "en", "nd", "or", "he", "th", "the"];
 const wordStarts = ["t", "a", "s", "w", "th", "the"].map((p) => SPACE + p);
 
-export function tinyVocab(): TinyVocab {
+/** The size of the vocabulary without fillers: the least `tinyVocab` can make. */
+export const TINY_VOCAB_BASE_SIZE = 3 + 256 + 1 + letters.length + merges.length + wordStarts.length;
+
+/**
+ * The vocabulary, padded to `size` tokens with filler pieces (for models shaped like real ones,
+ * e.g. TinyLlama's 32000 tokens, in benchmarks).
+ */
+export function tinyVocab(size = TINY_VOCAB_BASE_SIZE): TinyVocab {
+  if (!Number.isSafeInteger(size) || size < TINY_VOCAB_BASE_SIZE) throw new RangeError(`a tiny vocabulary has at least ${TINY_VOCAB_BASE_SIZE} tokens, asked for ${size}`);
+  const pieces = [SPACE, ...letters, ...merges, ...wordStarts];
+  for (let i = 0; pieces.length < size - 3 - 256; i++) pieces.push(`${SPACE}x${i.toString(36)}`);
   const entries: [string, number, number][] = [
     ["<unk>", 0, TokenType.unknown],
     ["<s>", 0, TokenType.control],
@@ -29,7 +39,7 @@ export function tinyVocab(): TinyVocab {
       `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`, 0, TokenType.byte,
     ]),
     // Higher scores merge first, as SentencePiece orders its pieces.
-    ...[SPACE, ...letters, ...merges, ...wordStarts].map((piece, i): [string, number, number] => [piece, -i, TokenType.normal]),
+    ...pieces.map((piece, i): [string, number, number] => [piece, -i, TokenType.normal]),
   ];
   return {
     tokens: entries.map(([t]) => t),
