@@ -45,11 +45,18 @@ runner() { run_ts "${runtimes[0]}" "$@"; }
 } > "$out/device.txt" 2>&1
 cat "$out/device.txt"
 
-# The llama.cpp build takes minutes of CPU: start it first and let the GPU tests run meanwhile.
+# The llama.cpp build takes minutes of CPU: start it first and let the GPU tests run meanwhile;
+# the benchmark model (TinyLlama's shape, random F16 weights) and two adapters are made meanwhile too.
 llama_dir=/tmp/gpuffi-llama
+models=/tmp/gpuffi-models
 if want llama && [ -f .device/llama-src.tar.xz ]; then
-  scripts/build-llama.sh --cuda --arch 90a --src .device/llama-src.tar.xz --out "$llama_dir" > "$out/llama-build.log" 2>&1 &
+  scripts/build-llama.sh --cuda --arch 90a --src .device/llama-src.tar.xz --out "$llama_dir" --jobs "$(nproc)" > "$out/llama-build.log" 2>&1 &
   llama_build=$!
+  mkdir -p "$models"
+  ( run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-model "$models/tinyllama-shape-f16.gguf" --embd 2048 --layers 22 --heads 32 --kv-heads 4 --ff 5632 --ctx 2048 --type f16 --vocab 32000 &&
+    run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-lora "$models/tinyllama-shape-f16.gguf" "$models/lora-a.gguf" --rank 16 --alpha 32 --seed 1 &&
+    run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-lora "$models/tinyllama-shape-f16.gguf" "$models/lora-b.gguf" --rank 16 --alpha 32 --seed 2 ) > "$out/llama-models.log" 2>&1 &
+  llama_models=$!
 fi
 
 if want tests; then
@@ -61,7 +68,10 @@ mkdir -p .cache/bench
 if want cuda-bench || want pool-bench; then
   nvcc -O2 -o .cache/bench/cuda_anchor bench/c/cuda_anchor.cu
 fi
-[ -n "${llama_build:-}" ] && { wait "$llama_build"; echo "llama.cpp build exit $?: $(tail -1 "$out/llama-build.log")"; }
+if [ -n "${llama_build:-}" ]; then
+  wait "$llama_build"; echo "llama.cpp build exit $? ($(grep -c '\.so' "$out/llama-build.log") lines naming libraries)"
+  wait "$llama_models"; echo "benchmark models exit $?"
+fi
 
 if want ffi-bench; then
   runner scripts/bench.mjs --runtimes "$list" --label gpu-machine --out "$out" 2>&1 | tail -6
@@ -73,10 +83,12 @@ for name in "${runtimes[@]}"; do
     run_ts "$name" bench/pool.bench.ts .cache/bench/pool_anchor > "$out/pool-bench-$name.txt" 2>&1; tail -8 "$out/pool-bench-$name.txt"
   fi
 done
-if want llama && [ -d "$llama_dir" ]; then
+if want llama && [ -x "$llama_dir/llama-bench" ]; then
   for name in "${runtimes[@]}"; do
-    GPUFFI_LLAMA_DIR=$llama_dir/lib run_ts "$name" test/run.ts lora > "$out/llama-tests-$name.log" 2>&1; grep -E "✗|#summary" "$out/llama-tests-$name.log"
+    GPUFFI_LLAMA_DIR=$llama_dir run_ts "$name" test/run.ts lora > "$out/llama-tests-$name.log" 2>&1; grep -E "✗|#summary" "$out/llama-tests-$name.log"
   done
-  [ -f bench/llama.bench.ts ] && GPUFFI_LLAMA_DIR=$llama_dir/lib run_ts "${runtimes[0]}" bench/llama.bench.ts "$llama_dir/bin/llama-bench" "$out" > "$out/llama-bench.txt" 2>&1 && tail -12 "$out/llama-bench.txt"
+  GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" bench/llama.bench.ts "$llama_dir/llama-bench" "$models/tinyllama-shape-f16.gguf" "$out" \
+    --lora-a "$models/lora-a.gguf" --lora-b "$models/lora-b.gguf" --label h100 > "$out/llama-bench.txt" 2>&1
+  tail -15 "$out/llama-bench.txt"
 fi
 ls -la "$out"
