@@ -111,7 +111,7 @@ function run(ops: Op[], options: { limit?: number; capacity?: number; hostAccess
 }
 
 test("random alloc/free/stream/event sequences: disjoint live ranges, stats add up, stream rule holds", () => {
-  fc.assert(fc.property(fc.array(opArbitrary, { maxLength: 300 }), (ops) => run(ops, {})), { numRuns: 150 });
+  fc.assert(fc.property(fc.array(opArbitrary, { maxLength: 300 }), (ops) => run(ops, {})), { numRuns: 500 });
 });
 
 test("the same under a limit and on a small device: the limit holds, OOM only when there is truly no room", () => {

@@ -139,6 +139,8 @@ export interface BlockPoolOptions {
 interface Pending<S> {
   readonly events: PoolEvent[];
   readonly blocks: Block<S>[];
+  /** Where the blocks go once the events completed: their stream's free list, or (none) every stream's. */
+  readonly owner?: { readonly stream: S };
 }
 
 export function checkLimit(limit: unknown): asserts limit is number | undefined {
@@ -207,15 +209,21 @@ export class BlockPool<S> {
     counters.inUseBytes -= block.bytes;
     counters.requestedBytes -= block.requestedBytes;
     counters.frees++;
-    const streams = this.options.hostAccessible ? [block.stream, ...(block.otherStreams ?? [])] : block.otherStreams;
-    if (streams) {
+    if (this.options.hostAccessible) {
+      const streams = [block.stream, ...(block.otherStreams ?? [])];
       this.#pending.push({ events: streams.map((s) => this.source.recordEvent(s)), blocks: [block] });
-      return;
+    } else if (block.otherStreams) {
+      // Its own stream's work needs no event: once the others completed, it is that stream's again.
+      this.#pending.push({ events: block.otherStreams.map((s) => this.source.recordEvent(s)), blocks: [block], owner: { stream: block.stream } });
+    } else {
+      this.#insertFree(block, this.#streamList(block.segment.arena, block.stream));
     }
-    const arena = block.segment.arena;
-    let list = arena.byStream.get(block.stream);
-    if (!list) arena.byStream.set(block.stream, (list = new FreeList<S>()));
-    this.#insertFree(block, list);
+  }
+
+  #streamList(arena: Arena<S>, stream: S): FreeList<S> {
+    let list = arena.byStream.get(stream);
+    if (!list) arena.byStream.set(stream, (list = new FreeList<S>()));
+    return list;
   }
 
   /**
@@ -314,7 +322,10 @@ export class BlockPool<S> {
         continue;
       }
       for (const event of entry.events) event.release();
-      for (const block of entry.blocks) this.#insertFree(block, block.segment.arena.shared);
+      for (const block of entry.blocks) {
+        const arena = block.segment.arena;
+        this.#insertFree(block, entry.owner && !synchronized ? this.#streamList(arena, entry.owner.stream) : arena.shared);
+      }
     }
     this.#pending = waiting;
   }

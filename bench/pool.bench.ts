@@ -1,0 +1,65 @@
+// DevicePool on a GPU machine, against C measured in the same run:
+//  - a pool hit (alloc + dispose of a 4 KiB PooledDeviceBuffer on one stream) vs C
+//    cudaMallocAsync+cudaFreeAsync and cudaMalloc+cudaFree pairs;
+//  - a transformer-like allocation trace (bench/pool-trace.ts) on real memory: peak reserved /
+//    peak live requested bytes.
+//   nvcc -O2 -o .cache/bench/pool_anchor bench/c/pool_anchor.cu
+//   <runtime> bench/pool.bench.ts path/to/pool_anchor     (or GPUFFI_POOL_ANCHOR=path)
+// Prints a table, then a `#bench {json}` line for scripts.
+import { execFileSync } from "node:child_process";
+import process from "node:process";
+import { bench, do_not_optimize, run } from "mitata";
+import { runtimeVersion } from "../src/ffi/index.ts";
+import { CudaContext, DevicePool } from "../src/cuda/index.ts";
+import { replay, transformerTrace } from "./pool-trace.ts";
+
+const anchorPath = process.argv[2] ?? process.env.GPUFFI_POOL_ANCHOR;
+if (!anchorPath) throw new Error("usage: bench/pool.bench.ts path/to/pool_anchor (build it: nvcc -O2 -o .cache/bench/pool_anchor bench/c/pool_anchor.cu)");
+const bytes = 4096;
+const c = JSON.parse(execFileSync(anchorPath, [String(bytes)], { encoding: "utf8" })) as { mallocAsyncFreeAsyncUs: number; mallocFreeUs: number };
+
+using context = CudaContext.create({ device: 0 });
+using stream = context.createStream();
+using pool = new DevicePool(context);
+pool.alloc(bytes, { stream }).dispose();
+
+bench("DevicePool hit: alloc + dispose", () => {
+  const buffer = pool.alloc(bytes, { stream });
+  do_not_optimize(buffer.ptr);
+  buffer.dispose();
+});
+const { benchmarks } = await run({ format: "quiet" });
+const mitataUs = benchmarks[0]!.runs[0]!.stats!.p50 / 1000;
+
+/** The C anchor's loop shape, timed by hand: the like-for-like comparison. */
+function loopUs(n = 200_000): number {
+  let best = Infinity;
+  for (let round = 0; round < 5; round++) {
+    const start = performance.now();
+    for (let i = 0; i < n; i++) pool.alloc(bytes, { stream }).dispose();
+    best = Math.min(best, ((performance.now() - start) * 1000) / n);
+  }
+  return best;
+}
+const hitUs = loopUs();
+
+using tracePool = new DevicePool(context);
+const { peakLiveBytes } = replay(transformerTrace(), (n) => tracePool.alloc(n, { stream }), (buffer) => buffer.dispose());
+const traceStats = tracePool.stats();
+const figures = {
+  runtime: runtimeVersion(),
+  device: context.info().name,
+  hit: { gpuffiLoopUs: hitUs, gpuffiMitataUs: mitataUs, cMallocAsyncFreeAsyncUs: c.mallocAsyncFreeAsyncUs, cMallocFreeUs: c.mallocFreeUs, goalUs: 0.25 },
+  trace: { peakLiveBytes, peakReservedBytes: traceStats.peakReservedBytes, ratio: traceStats.peakReservedBytes / peakLiveBytes, goal: 1.15, hits: traceStats.hits, misses: traceStats.misses },
+  bytes,
+};
+const f = (x: number) => x.toFixed(3);
+console.log(`${figures.runtime} on ${figures.device}
+| what (${bytes} B) | µs per alloc+free |
+|---|---|
+| DevicePool hit (loop; mitata p50) | ${f(hitUs)}; ${f(mitataUs)} (goal ≤ 0.25) |
+| C cudaMallocAsync + cudaFreeAsync | ${f(c.mallocAsyncFreeAsyncUs)} (${(c.mallocAsyncFreeAsyncUs / hitUs).toFixed(1)}× the pool hit) |
+| C cudaMalloc + cudaFree | ${c.mallocFreeUs.toFixed(1)} (${(c.mallocFreeUs / hitUs).toFixed(0)}× the pool hit) |
+transformer trace: peak reserved ${(traceStats.peakReservedBytes / 2 ** 20).toFixed(0)} MiB / peak live ${(peakLiveBytes / 2 ** 20).toFixed(0)} MiB = ${f(figures.trace.ratio)} (goal ≤ 1.15); ${traceStats.hits} hits, ${traceStats.misses} misses
+${tracePool}`);
+console.log(`#bench ${JSON.stringify(figures)}`);

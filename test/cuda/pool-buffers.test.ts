@@ -1,0 +1,62 @@
+// DevicePool's buffers on the host-memory libcudart (fake-cudart.ts): dispose returns the block,
+// use after return and double return throw, a pool refuses disposal while buffers are out, and
+// a leaked buffer is reclaimed by the finalizer with a warning.
+import assert from "node:assert/strict";
+import { test } from "../harness.ts";
+import { DisposedError, setLeakReporter } from "../../src/ffi/index.ts";
+import { CudaContext, CudaStateError, DevicePool } from "../../src/cuda/index.ts";
+import { fakeCudart } from "./fake-cudart.ts";
+
+const collectGarbage = (globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } }).Bun
+  ? () => (globalThis as unknown as { Bun: { gc(force: boolean): void } }).Bun.gc(true)
+  : (globalThis as { gc?: () => void }).gc;
+
+test("dispose returns the block; use after return and double return throw; data round-trips", () => {
+  const fake = fakeCudart();
+  using context = CudaContext.create({ runtime: fake.runtime });
+  using pool = new DevicePool(context);
+  const buffer = pool.alloc(1000);
+  buffer.write(new Uint8Array(1000).fill(7));
+  assert.equal(buffer.read()[999], 7);
+  const ptr = buffer.ptr;
+  buffer.dispose();
+  assert.throws(() => buffer.read(), DisposedError);
+  assert.throws(() => buffer.dispose(), DisposedError);
+  using again = pool.alloc(900);
+  assert.equal(again.ptr, ptr);
+  assert.equal(fake.calls.filter((c) => c === "cudaMalloc").length, 1);
+  assert.equal(pool.stats().hits, 1);
+});
+
+test("a pool with live buffers refuses disposal; context disposal frees everything", () => {
+  const fake = fakeCudart();
+  const context = CudaContext.create({ runtime: fake.runtime });
+  const pool = new DevicePool(context);
+  const buffer = pool.alloc(4 * 2 ** 20);
+  assert.throws(() => pool.dispose(), CudaStateError);
+  context.dispose();
+  assert.ok(buffer.disposed);
+  assert.throws(() => pool.alloc(16), DisposedError);
+  assert.equal(fake.live.size, 0);
+});
+
+test("leaked pool buffers go back to the pool through the finalizer", async () => {
+  const reports: string[] = [];
+  const previous = setLeakReporter((kind) => reports.push(kind));
+  try {
+    const fake = fakeCudart();
+    using context = CudaContext.create({ runtime: fake.runtime });
+    using pool = new DevicePool(context);
+    (() => {
+      for (let i = 0; i < 10; i++) pool.alloc(4096);
+    })();
+    for (let round = 0; round < 200 && pool.stats().frees < 10; round++) {
+      collectGarbage!();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(pool.stats().frees, 10);
+    assert.ok(reports.includes("PooledDeviceBuffer"));
+  } finally {
+    setLeakReporter(previous);
+  }
+}, { skip: collectGarbage ? undefined : "this runtime exposes no gc() (node needs --expose-gc, deno --v8-flags=--expose-gc)" });
