@@ -24,15 +24,18 @@ function promptLogits(context: LlamaContext): Float32Array {
   return all;
 }
 
-function assertClose(actual: Float32Array, expected: Float32Array, tolerance: number, what: string): void {
-  assert.equal(actual.length, expected.length);
+function maxAbsDifference(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
   let worst = 0;
-  let scale = 0;
-  for (let i = 0; i < actual.length; i++) {
-    worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
-    scale = Math.max(scale, Math.abs(expected[i]!));
-  }
-  assert.ok(worst <= tolerance * scale, `${what}: max |Δ| ${worst} exceeds ${tolerance} × max |logit| ${scale}`);
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  return worst;
+}
+
+const maxAbs = (values: Float32Array) => values.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+
+function assertClose(actual: Float32Array, expected: Float32Array, bound: number, what: string): void {
+  const worst = maxAbsDifference(actual, expected);
+  assert.ok(worst <= bound, `${what}: max |Δ| ${worst} exceeds ${bound} (max |logit| ${maxAbs(expected)})`);
 }
 
 function assertIdentical(actual: Float32Array, expected: Float32Array, what: string): void {
@@ -53,6 +56,21 @@ async function mergedLogits(name: string, adapters: MergedAdapter[], gpuLayers: 
 }
 
 export function registerLoraNumerics(label: string, gpuLayers: number | "all", skip: string | undefined): void {
+  /**
+   * How far the adapted model may be from the merged one: 1e-4 of the largest logit. On the GPU
+   * the CUDA kernels round differently (the first H100 run found adapted and merged models
+   * 2.2e-3 × max |logit| apart), so there the bound is twice the GPU's own distance to the CPU
+   * for the very model being compared, and that distance must be small against what the adapter
+   * changes, or the comparison would prove nothing.
+   */
+  const bound = async (name: string, adapters: MergedAdapter[], merged: Float32Array, base: Float32Array): Promise<number> => {
+    const relative = 1e-4 * maxAbs(merged);
+    if (gpuLayers === 0) return relative;
+    const noise = maxAbsDifference(merged, await mergedLogits(`${name}-cpu`, adapters, 0));
+    const effect = maxAbsDifference(merged, base);
+    assert.ok(noise < 0.05 * effect, `GPU rounding (${noise}) must be small against the adapter's effect (${effect})`);
+    return Math.max(relative, 2 * noise);
+  };
   const withModel = (name: string, body: (model: LlamaModel, context: LlamaContext, a: LoraAdapter, b: LoraAdapter) => Promise<void>) =>
     test(`${label}: ${name}`, async () => {
       const model = await LlamaModel.load(tinyModel().path, { gpuLayers });
@@ -82,25 +100,27 @@ export function registerLoraNumerics(label: string, gpuLayers: number | "all", s
   });
 
   withModel("an adapter at scale s matches the merged model W + s·(alpha/r)·B·A within 1e-4", async (_model, context, a) => {
+    const base = promptLogits(context);
     for (const scale of [1, 0.5]) {
       context.setAdapters([{ adapter: a, scale }]);
-      const expected = await mergedLogits(`a-${scale}`, [{ spec: tinyLora("a", loraA).spec, alpha: loraA.alpha, scale }], gpuLayers);
-      assertClose(promptLogits(context), expected, 1e-4, `adapter A at scale ${scale}`);
+      const adapters = [{ spec: tinyLora("a", loraA).spec, alpha: loraA.alpha, scale }];
+      const expected = await mergedLogits(`a-${scale}`, adapters, gpuLayers);
+      assertClose(promptLogits(context), expected, await bound(`a-${scale}`, adapters, expected, base), `adapter A at scale ${scale}`);
     }
     // The adapter changes the output, so the comparison above is not vacuous.
-    context.setAdapters([]);
-    const base = promptLogits(context);
     context.setAdapters([{ adapter: a, scale: 1 }]);
     assert.ok(promptLogits(context).some((v, i) => Math.abs(v - base[i]!) > 1e-2), "adapter A should change the logits");
   });
 
   withModel("two adapters at once match the model with both merged", async (_model, context, a, b) => {
+    const base = promptLogits(context);
     context.setAdapters([{ adapter: a, scale: 0.7 }, { adapter: b, scale: 1.3 }]);
-    const expected = await mergedLogits("a-b", [
+    const adapters = [
       { spec: tinyLora("a", loraA).spec, alpha: loraA.alpha, scale: 0.7 },
       { spec: tinyLora("b", loraB).spec, alpha: loraB.alpha, scale: 1.3 },
-    ], gpuLayers);
-    assertClose(promptLogits(context), expected, 1e-4, "adapters A and B");
+    ];
+    const expected = await mergedLogits("a-b", adapters, gpuLayers);
+    assertClose(promptLogits(context), expected, await bound("a-b", adapters, expected, base), "adapters A and B");
   });
 
   withModel("hot swap A → B → A gives A's logits again bit-for-bit", async (_model, context, a, b) => {
