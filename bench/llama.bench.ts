@@ -19,7 +19,7 @@ const { values, positionals } = parseArgs({
   options: {
     "gpu-layers": { type: "string", default: "99" },
     threads: { type: "string", default: String(availableParallelism()) },
-    reps: { type: "string", default: "5" },
+    reps: { type: "string", default: "10" },
     "lora-a": { type: "string" },
     "lora-b": { type: "string" },
     label: { type: "string", default: "gpu" },
@@ -38,10 +38,16 @@ const [promptTokens, genTokens] = [512, 128];
 // ----- native llama-bench ----------------------------------------------------------------------
 
 interface NativeResult { n_prompt: number; n_gen: number; avg_ts: number; stddev_ts: number }
-const native = JSON.parse(execFileSync(resolve(llamaBench), [
-  "-m", modelPath, "-p", String(promptTokens), "-n", String(genTokens), "-ngl", String(gpuLayers), "-t", String(threads), "-r", String(reps), "-o", "json",
-], { encoding: "utf8", maxBuffer: 64 << 20, stdio: ["ignore", "pipe", "inherit"] })) as NativeResult[];
-const nativeTs = (test: "pp" | "tg") => native.find((r) => (test === "pp" ? r.n_prompt === promptTokens && r.n_gen === 0 : r.n_gen === genTokens && r.n_prompt === 0))!.avg_ts;
+function runLlamaBench(): NativeResult[] {
+  return JSON.parse(execFileSync(resolve(llamaBench!), [
+    "-m", modelPath!, "-p", String(promptTokens), "-n", String(genTokens), "-ngl", String(gpuLayers), "-t", String(threads), "-r", String(reps), "-o", "json",
+  ], { encoding: "utf8", maxBuffer: 64 << 20, stdio: ["ignore", "pipe", "inherit"] })) as NativeResult[];
+}
+// llama-bench runs before and after gpuffi and its better figure counts: a pp512 run lasts ~10 ms
+// on an H100, short enough for clock ramp-up to favour whichever runs second.
+const nativeRuns = [runLlamaBench()];
+const nativeTs = (test: "pp" | "tg") =>
+  Math.max(...nativeRuns.map((run) => run.find((r) => (test === "pp" ? r.n_prompt === promptTokens && r.n_gen === 0 : r.n_gen === genTokens && r.n_prompt === 0))!.avg_ts));
 
 // ----- gpuffi ----------------------------------------------------------------------------------
 
@@ -145,6 +151,7 @@ if (values["lora-a"] && values["lora-b"]) {
   b.dispose();
 }
 model.dispose();
+nativeRuns.push(runLlamaBench());
 
 // ----- report ----------------------------------------------------------------------------------
 
@@ -154,7 +161,7 @@ const rows = [
   { test: `tg${genTokens} via generate()`, native: nativeTs("tg"), gpuffi: generateTs },
 ];
 const result = {
-  runtime: `${runtimeName} ${runtimeVersion()}`,
+  runtime: runtimeVersion(),
   host: hostname(),
   cpu: cpus()[0]?.model,
   devices: llama.devices().map((d) => d.description),
@@ -170,12 +177,12 @@ const result = {
 const markdown = [
   `# llama.cpp through gpuffi vs llama-bench (${result.runtime}, ${result.devices.join(" + ")})`,
   "",
-  `model ${modelPath}, ${gpuLayers} GPU layers, ${threads} threads, ${reps} repetitions, ${llama.versions.llama} (${llama.versions.commit})`,
+  `model ${modelPath}, ${gpuLayers} GPU layers, ${threads} threads, ${reps} repetitions, ${llama.versions.llama} (${llama.versions.commit}); llama-bench ran before and after gpuffi, its better figure is shown`,
   "",
   "| test | llama-bench t/s | gpuffi t/s | ratio |",
   "| --- | ---: | ---: | ---: |",
   ...result.rows.map((r) => `| ${r.test} | ${r.native.toFixed(1)} | ${r.gpuffi.toFixed(1)} | ${r.ratio.toFixed(3)} |`),
-  ...(hotSwap ? ["", `LoRA hot swap between requests: setAdapters ${hotSwap.setAdaptersMs.toFixed(3)} ms, first decode after it +${hotSwap.firstDecodeExtraMs.toFixed(3)} ms (medians of 20)`] : []),
+  ...(hotSwap ? ["", `LoRA hot swap between requests: setAdapters ${hotSwap.setAdaptersMs.toFixed(3)} ms; first one-token decode after it minus a steady one: ${hotSwap.firstDecodeExtraMs.toFixed(3)} ms (medians of 20)`] : []),
 ].join("\n");
 console.log(markdown);
 mkdirSync(resultsDir, { recursive: true });
