@@ -1,6 +1,11 @@
 // A host-memory stand-in for libcudart, so that the CUDA layer's own logic (validation, state,
 // disposal order, sticky errors, copies) runs on machines without a GPU. Allocations are real
 // C heap memory (HostMemory), copies real memcpy through zero-copy views; it records every call.
+// With `deferred: true` it models a GPU that is slow: work queued on a stream (copies, memsets,
+// 2D copies) runs only when something waits for it (stream/event/device synchronize, cudaFree,
+// a copy into pageable JS memory) or the test calls `runQueued()`, and events report NotReady
+// until their stream got that far. Code that reads a staging buffer before synchronizing, or
+// reuses one while a copy from it is still queued, then reads wrong data, as it would on a GPU.
 import { HostMemory, nativeView, type Pointer } from "../../src/ffi/index.ts";
 import { type CudartApi, CudaRuntime } from "../../src/cuda/index.ts";
 
@@ -12,12 +17,67 @@ export interface FakeCudart {
   readonly live: Map<Pointer, HostMemory>;
   /** The status the next call of that name returns instead of running. */
   readonly failNext: Map<string, number>;
+  /** Runs all queued stream work now (deferred mode), as a GPU catching up would. */
+  runQueued(): void;
+  /** Operations queued and not yet run (always 0 unless deferred). */
+  readonly queuedOperations: number;
 }
 
-const errorNames: Record<number, string> = { 0: "cudaSuccess", 1: "cudaErrorInvalidValue", 2: "cudaErrorMemoryAllocation", 100: "cudaErrorNoDevice", 600: "cudaErrorNotReady", 700: "cudaErrorIllegalAddress" };
+export interface FakeCudartOptions {
+  devices?: number;
+  runtimeVersion?: number;
+  driverVersion?: number;
+  freeMemory?: number;
+  /** Queue stream work until something waits for it (see above). Default false: everything runs at once. */
+  deferred?: boolean;
+  /** cudaDevAttrTexturePitchAlignment, which cudaMallocPitch rounds pitches to (default 512, as on the H100). */
+  pitchAlignment?: number;
+}
 
-export function fakeCudart(options: { devices?: number; runtimeVersion?: number; driverVersion?: number; freeMemory?: number } = {}): FakeCudart {
+const errorNames: Record<number, string> = { 0: "cudaSuccess", 1: "cudaErrorInvalidValue", 2: "cudaErrorMemoryAllocation", 12: "cudaErrorInvalidPitchValue", 100: "cudaErrorNoDevice", 600: "cudaErrorNotReady", 700: "cudaErrorIllegalAddress" };
+
+export function fakeCudart(options: FakeCudartOptions = {}): FakeCudart {
   const calls: string[] = [];
+  const pitchAlignment = options.pitchAlignment ?? 512;
+  // Stream work: one FIFO per stream handle (0: the legacy default stream), with counts of
+  // operations queued and run so far, so that an event knows how far its stream must get.
+  const queues = new Map<Pointer, { ops: (() => void)[]; queued: number; ran: number }>();
+  const queueOf = (stream: Pointer) => {
+    let queue = queues.get(stream);
+    if (!queue) queues.set(stream, (queue = { ops: [], queued: 0, ran: 0 }));
+    return queue;
+  };
+  const runStream = (stream: Pointer) => {
+    const queue = queueOf(stream);
+    for (const op of queue.ops.splice(0)) {
+      op();
+      queue.ran++;
+    }
+  };
+  const runAll = () => {
+    for (const stream of queues.keys()) runStream(stream);
+  };
+  // The legacy default stream orders with the others: its work waits for theirs and theirs for its.
+  const waitFor = (stream: Pointer) => (stream === 0 ? runAll() : (runStream(0), runStream(stream)));
+  const enqueue = (stream: Pointer, op: () => void) => {
+    if (!options.deferred) return (op(), 0);
+    if (stream === 0) runAll();
+    else runStream(0);
+    const queue = queueOf(stream);
+    queue.ops.push(op);
+    queue.queued++;
+    return 0;
+  };
+  const eventMarks = new Map<Pointer, { stream: Pointer; at: number }>();
+  const eventDone = (event: Pointer) => {
+    const mark = eventMarks.get(event);
+    return !mark || queueOf(mark.stream).ran >= mark.at;
+  };
+  /** True when [ptr, ptr + n) lies inside one live allocation. */
+  const inAllocation = (ptr: Pointer, n: number) => {
+    for (const memory of live.values()) if (memory.ptr <= ptr && ptr + n <= memory.ptr + memory.byteLength) return true;
+    return false;
+  };
   const live = new Map<Pointer, HostMemory>();
   const failNext = new Map<string, number>();
   const handles = new Set<Pointer>();
@@ -35,6 +95,8 @@ export function fakeCudart(options: { devices?: number; runtimeVersion?: number;
     return 0;
   };
   const free = (ptr: Pointer) => {
+    // cudaFree and cudaFreeHost wait for the device first.
+    runAll();
     const memory = live.get(ptr);
     if (!memory) return 1;
     live.delete(ptr);
@@ -48,9 +110,33 @@ export function fakeCudart(options: { devices?: number; runtimeVersion?: number;
     return 0;
   };
   const destroy = (h: Pointer) => (handles.delete(h) ? 0 : 400);
-  const memcpy = (dst: Pointer, src: Pointer, n: number) => {
-    new Uint8Array(nativeView(dst, n)).set(new Uint8Array(nativeView(src, n)));
-    return 0;
+  const memcpy = (dst: Pointer, src: Pointer, n: number, _kind?: number, stream: Pointer = 0) =>
+    enqueue(stream, () => new Uint8Array(nativeView(dst, n)).set(new Uint8Array(nativeView(src, n))));
+  // cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, height, kind, stream): `height` rows of
+  // `width` bytes, each row `spitch` after the last in the source and `dpitch` in the destination.
+  const memcpy2D = (dst: Pointer, dpitch: number, src: Pointer, spitch: number, width: number, height: number, _kind: number, stream: Pointer) => {
+    if (width > dpitch || width > spitch) return 12;
+    if (width === 0 || height === 0) return 0;
+    if (!inAllocation(dst, (height - 1) * dpitch + width) || !inAllocation(src, (height - 1) * spitch + width)) return 1;
+    return enqueue(stream, () => {
+      for (let row = 0; row < height; row++) new Uint8Array(nativeView(dst + row * dpitch, width)).set(new Uint8Array(nativeView(src + row * spitch, width)));
+    });
+  };
+  // cudaMemset2DAsync(devPtr, pitch, value, width, height, stream).
+  const memset2D = (ptr: Pointer, pitch: number, value: number, width: number, height: number, stream: Pointer) => {
+    if (width > pitch) return 12;
+    if (width === 0 || height === 0) return 0;
+    if (!inAllocation(ptr, (height - 1) * pitch + width)) return 1;
+    return enqueue(stream, () => {
+      for (let row = 0; row < height; row++) new Uint8Array(nativeView(ptr + row * pitch, width)).fill(value & 0xff);
+    });
+  };
+  // cudaMallocPitch(devPtr, pitch, width, height): rows rounded up to the pitch alignment.
+  const mallocPitch = (out: ArrayBufferView | null, pitchOut: ArrayBufferView | null, width: number, height: number) => {
+    if (width === 0 || height === 0) return 1;
+    const pitch = Math.ceil(width / pitchAlignment) * pitchAlignment;
+    writeOut(pitchOut, pitch);
+    return alloc(out, pitch * height);
   };
   const bytesOf = (view: ArrayBufferView | null) => new Uint8Array(view!.buffer, view!.byteOffset, view!.byteLength);
   const implementation: Record<string, (...args: never[]) => unknown> = {
@@ -60,12 +146,16 @@ export function fakeCudart(options: { devices?: number; runtimeVersion?: number;
     cudaDriverGetVersion: (out: ArrayBufferView) => (writeInt(out, options.driverVersion ?? 13000), 0),
     cudaGetDeviceCount: (out: ArrayBufferView) => ((options.devices ?? 2) === 0 ? 100 : (writeInt(out, options.devices ?? 2), 0)),
     cudaSetDevice: () => 0,
-    cudaDeviceSynchronize: () => 0,
+    cudaDeviceSynchronize: () => (runAll(), 0),
+    cudaGetLastError: () => 0,
+    // cudaDevAttrTexturePitchAlignment (51); every other attribute reads 0.
+    cudaDeviceGetAttribute: (out: ArrayBufferView, attribute: number) => (writeInt(out, attribute === 51 ? pitchAlignment : 0), 0),
     cudaMemGetInfo: (free: ArrayBufferView, total: ArrayBufferView) => (writeOut(free, options.freeMemory ?? 2 ** 30), writeOut(total, 2 ** 31), 0),
     cudaMalloc: alloc,
     cudaMallocAsync: alloc,
     cudaMallocManaged: alloc,
     cudaHostAlloc: alloc,
+    cudaMallocPitch: mallocPitch,
     cudaFree: free,
     cudaFreeAsync: free,
     cudaFreeHost: free,
@@ -73,13 +163,19 @@ export function fakeCudart(options: { devices?: number; runtimeVersion?: number;
     cudaEventCreateWithFlags: handle,
     cudaStreamDestroy: destroy,
     cudaEventDestroy: destroy,
-    cudaStreamSynchronize: () => 0,
-    cudaStreamQuery: () => 0,
-    cudaEventRecord: () => 0,
-    cudaEventQuery: () => 0,
-    cudaEventSynchronize: () => 0,
+    cudaStreamSynchronize: (stream: Pointer) => (waitFor(stream), 0),
+    cudaStreamQuery: (stream: Pointer) => (queueOf(stream).ops.length === 0 && (stream !== 0 || queueOf(0).ops.length === 0) ? 0 : 600),
+    cudaEventRecord: (event: Pointer, stream: Pointer) => (eventMarks.set(event, { stream, at: queueOf(stream).queued }), 0),
+    cudaEventQuery: (event: Pointer) => (eventDone(event) ? 0 : 600),
+    cudaEventSynchronize: (event: Pointer) => {
+      const mark = eventMarks.get(event);
+      if (mark) waitFor(mark.stream);
+      return 0;
+    },
     cudaMemcpyAsync: memcpy,
-    cudaMemsetAsync: (ptr: Pointer, value: number, n: number) => (new Uint8Array(nativeView(ptr, n)).fill(value), 0),
+    cudaMemcpy2DAsync: memcpy2D,
+    cudaMemsetAsync: (ptr: Pointer, value: number, n: number, stream: Pointer) => enqueue(stream, () => new Uint8Array(nativeView(ptr, n)).fill(value)),
+    cudaMemset2DAsync: memset2D,
   };
   const symbols = new Proxy({}, {
     get: (_, name: string) => (...args: never[]) => {
@@ -102,10 +198,30 @@ export function fakeCudart(options: { devices?: number; runtimeVersion?: number;
     path: "/fake/libcudart.so",
     symbols: symbols as CudartApi["symbols"],
     async: {},
-    copyToDevice: traced("cudaMemcpyAsync", (dst: Pointer, src: ArrayBufferView | null, n: number) => (new Uint8Array(nativeView(dst, n)).set(bytesOf(src).subarray(0, n)), 0)),
-    copyToHost: traced("cudaMemcpyAsync", (dst: ArrayBufferView | null, src: Pointer, n: number) => (bytesOf(dst).set(new Uint8Array(nativeView(src, n))), 0)),
+    // From pageable JS memory: CUDA stages the bytes before returning, the device write is queued.
+    copyToDevice: traced("cudaMemcpyAsync", (dst: Pointer, src: ArrayBufferView | null, n: number, _kind: number, stream: Pointer) => {
+      const staged = bytesOf(src).slice(0, n);
+      return enqueue(stream ?? 0, () => new Uint8Array(nativeView(dst, n)).set(staged));
+    }),
+    // Into pageable JS memory: returns once the data landed, after the stream's earlier work.
+    copyToHost: traced("cudaMemcpyAsync", (dst: ArrayBufferView | null, src: Pointer, n: number, _kind: number, stream: Pointer) => {
+      waitFor(stream ?? 0);
+      bytesOf(dst).set(new Uint8Array(nativeView(src, n)));
+      return 0;
+    }),
     prefetch: traced("cudaMemPrefetchAsync", () => 0),
     advise: traced("cudaMemAdvise", () => 0),
   };
-  return { runtime: new CudaRuntime(api), calls, live, failNext };
+  return {
+    runtime: new CudaRuntime(api),
+    calls,
+    live,
+    failNext,
+    runQueued: runAll,
+    get queuedOperations() {
+      let n = 0;
+      for (const queue of queues.values()) n += queue.ops.length;
+      return n;
+    },
+  };
 }

@@ -113,7 +113,8 @@ export class Pitched2DView {
     const handle = this.#handle(stream, "copyToHost");
     if (bytes.byteLength === 0) return destination;
     using staging = this.matrix.staging.alloc(bytes.byteLength, stream === undefined ? {} : { stream });
-    this.#copy2D(staging.ptr, this.widthBytes, this.ptr, this.widthBytes, handle);
+    // Device rows are `pitch` apart, the staging rows packed (`widthBytes` apart).
+    this.#copy2D(staging.ptr, this.widthBytes, this.ptr, this.pitch, handle);
     this.#synchronize(handle);
     bytes.set(staging.bytes());
     return destination;
