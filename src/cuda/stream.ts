@@ -29,15 +29,58 @@ async function pollUntilDone(query: () => number): Promise<number> {
   }
 }
 
+/** The query / blocking wait / off-thread wait that streams and events each have. */
+interface Completion {
+  readonly queryName: "cudaStreamQuery" | "cudaEventQuery";
+  readonly syncName: "cudaStreamSynchronize" | "cudaEventSynchronize";
+}
+const streamCompletion: Completion = { queryName: "cudaStreamQuery", syncName: "cudaStreamSynchronize" };
+const eventCompletion: Completion = { queryName: "cudaEventQuery", syncName: "cudaEventSynchronize" };
+
+/** query(), synchronize() and synchronized() of a stream or an event, written once. */
+abstract class Awaitable extends ContextResource {
+  abstract readonly handle: Pointer;
+  protected abstract readonly completion: Completion;
+
+  /** True when the work queued (or captured) so far has completed. */
+  query(): boolean {
+    this.activate();
+    const status = this.context.runtime.symbols[this.completion.queryName](this.handle);
+    if (status === CudaStatus.notReady) return false;
+    this.context.check(status, this.completion.queryName);
+    return true;
+  }
+
+  /** Blocks the JS thread until that work has completed. */
+  synchronize(): void {
+    this.activate();
+    this.context.check(this.context.runtime.symbols[this.completion.syncName](this.handle), this.completion.syncName);
+  }
+
+  /** Resolves when that work has completed, without blocking the event loop. */
+  async synchronized(options: WaitOptions = {}): Promise<void> {
+    this.activate();
+    const { runtime } = this.context;
+    const { queryName, syncName } = this.completion;
+    const offThread = options.poll ? undefined : runtime.api.async[syncName];
+    const handle = this.handle;
+    const status = offThread
+      ? await offThread(handle)
+      : await pollUntilDone(() => (this.activate(), runtime.symbols[queryName](handle)));
+    this.context.check(status, offThread ? syncName : queryName);
+  }
+}
+
 export interface StreamOptions {
   /** cudaStreamNonBlocking: the stream does not synchronize with the legacy default stream. */
   readonly nonBlocking?: boolean;
 }
 
 /** A CUDA stream of one context's device. */
-export class CudaStream extends ContextResource {
+export class CudaStream extends Awaitable {
   /** The cudaStream_t. */
   readonly handle: Pointer;
+  protected readonly completion = streamCompletion;
   readonly #liveAllocations: { count: number };
 
   private constructor(context: CudaContext, handle: Pointer, liveAllocations: { count: number }) {
@@ -69,33 +112,6 @@ export class CudaStream extends ContextResource {
     const live = this.#liveAllocations;
     live.count++;
     return () => void live.count--;
-  }
-
-  /** True when all work queued so far has completed. */
-  query(): boolean {
-    this.activate();
-    const status = this.context.runtime.symbols.cudaStreamQuery(this.handle);
-    if (status === CudaStatus.notReady) return false;
-    this.context.check(status, "cudaStreamQuery");
-    return true;
-  }
-
-  /** Blocks the JS thread until the stream's work is done. */
-  synchronize(): void {
-    this.activate();
-    this.context.check(this.context.runtime.symbols.cudaStreamSynchronize(this.handle), "cudaStreamSynchronize");
-  }
-
-  /** Resolves when the stream's work is done, without blocking the event loop. */
-  async synchronized(options: WaitOptions = {}): Promise<void> {
-    this.activate();
-    const { runtime } = this.context;
-    const offThread = runtime.api.async.cudaStreamSynchronize;
-    const handle = this.handle;
-    const status = offThread && !options.poll
-      ? await offThread(handle)
-      : await pollUntilDone(() => (this.activate(), runtime.symbols.cudaStreamQuery(handle)));
-    this.context.check(status, offThread && !options.poll ? "cudaStreamSynchronize" : "cudaStreamQuery");
   }
 
   /** Makes later work on this stream wait for `event` (which may belong to another device). */
@@ -131,10 +147,11 @@ export interface EventOptions {
 }
 
 /** A CUDA event of one context's device. */
-export class CudaEvent extends ContextResource {
+export class CudaEvent extends Awaitable {
   /** The cudaEvent_t. */
   readonly handle: Pointer;
   readonly timing: boolean;
+  protected readonly completion = eventCompletion;
   #recorded = false;
 
   private constructor(context: CudaContext, handle: Pointer, timing: boolean) {
@@ -161,33 +178,6 @@ export class CudaEvent extends ContextResource {
     const handle = stream ? stream.handleFor(this.context.device, "CudaEvent.record") : 0;
     this.context.check(this.context.runtime.symbols.cudaEventRecord(this.handle, handle), "cudaEventRecord");
     this.#recorded = true;
-  }
-
-  /** True when the captured work has completed (or nothing was recorded). */
-  query(): boolean {
-    this.activate();
-    const status = this.context.runtime.symbols.cudaEventQuery(this.handle);
-    if (status === CudaStatus.notReady) return false;
-    this.context.check(status, "cudaEventQuery");
-    return true;
-  }
-
-  /** Blocks the JS thread until the captured work has completed. */
-  synchronize(): void {
-    this.activate();
-    this.context.check(this.context.runtime.symbols.cudaEventSynchronize(this.handle), "cudaEventSynchronize");
-  }
-
-  /** Resolves when the captured work has completed, without blocking the event loop. */
-  async synchronized(options: WaitOptions = {}): Promise<void> {
-    this.activate();
-    const { runtime } = this.context;
-    const offThread = runtime.api.async.cudaEventSynchronize;
-    const handle = this.handle;
-    const status = offThread && !options.poll
-      ? await offThread(handle)
-      : await pollUntilDone(() => (this.activate(), runtime.symbols.cudaEventQuery(handle)));
-    this.context.check(status, offThread && !options.poll ? "cudaEventSynchronize" : "cudaEventQuery");
   }
 
   /** Milliseconds between `start` and this event; both must be recorded, completed and timed. */
