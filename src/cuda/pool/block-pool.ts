@@ -1,7 +1,10 @@
 // The bookkeeping every gpuffi pool shares, after CuPy's SingleDeviceMemoryPool: segments taken
 // from the memory below are cut into blocks, reused best-fit from per-stream free lists, split
 // and merged; a byte limit fails before the driver is asked, and a driver OOM frees the cache
-// and retries once. It knows nothing about CUDA: a SegmentSource supplies memory and events, so
+// and retries once. Cached memory goes back to the driver only then and on trim(), never on a
+// miss: cudaFree synchronizes the device, and a loop whose sizes vary would pay a
+// cudaMalloc/cudaFree pair (~96 µs on the H100) on every new largest size (PyTorch and CuPy keep
+// their cache the same way). It knows nothing about CUDA: a SegmentSource supplies memory and events, so
 // the same code runs on the GPU and, in tests, on host memory with events the test completes.
 //
 // The stream rule (PyTorch's caching allocator, record_stream included): a block freed on stream
@@ -141,6 +144,8 @@ interface Pending<S> {
   readonly blocks: Block<S>[];
   /** Where the blocks go once the events completed: their stream's free list, or (none) every stream's. */
   readonly owner?: { readonly stream: S };
+  /** The stream whose free list was moved behind the event (#fromOtherStreams). */
+  readonly from?: { readonly stream: S };
 }
 
 export function checkLimit(limit: unknown): asserts limit is number | undefined {
@@ -298,12 +303,18 @@ export class BlockPool<S> {
     return block;
   }
 
-  /** Moves other streams' free lists that could serve the request behind an event on their stream. */
+  /**
+   * Moves other streams' free lists that could serve the request behind an event on their stream.
+   * A stream whose earlier list still waits for its event keeps its new one: otherwise, while the
+   * device is busy, two streams taking turns would each take the other's blocks away at every
+   * turn and grow a segment each time (no cached memory is released on a miss to pay for that).
+   */
   #fromOtherStreams(arena: Arena<S>, units: number, stream: S): Block<S> | undefined {
     let moved = false;
     for (const [other, list] of arena.byStream) {
       if (other === stream || !list.bestFit(units)) continue;
-      this.#pending.push({ events: [this.source.recordEvent(other)], blocks: list.drain() });
+      if (this.#pending.some((p) => p.from?.stream === other)) continue;
+      this.#pending.push({ events: [this.source.recordEvent(other)], blocks: list.drain(), from: { stream: other } });
       arena.byStream.delete(other);
       moved = true;
     }
@@ -385,14 +396,6 @@ export class BlockPool<S> {
       if (block) return block;
       if (units > room()) throw this.#outOfMemory(requestedBytes, "limit");
     }
-    // Free segments too small for this request go back before a new one is taken: otherwise
-    // every growth of a workload's shapes leaves the old sizes reserved (the trace in
-    // bench/pool-trace.ts reserves 1.49× its live peak without this, 1.31× with it).
-    if (this.#hasIdleSegment(arena)) {
-      this.source.synchronize();
-      this.#collect(true);
-      this.#releaseIdle(arena);
-    }
     let segmentUnits = Math.max(units, Math.min(spec.segmentUnits(units), room()));
     let ptr = spec.grow(segmentUnits);
     if (ptr === undefined) {
@@ -423,12 +426,6 @@ export class BlockPool<S> {
       released += this.#releaseSegment(segment);
     }
     return released;
-  }
-
-  /** True when some segment of the arena is one free block (that could not serve the request). */
-  #hasIdleSegment(arena: Arena<S>): boolean {
-    for (const segment of arena.segments) if (!segment.first.next && segment.first.list) return true;
-    return false;
   }
 
   #releaseSegment(segment: Segment<S>): number {
