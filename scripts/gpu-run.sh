@@ -3,14 +3,14 @@
 # runs the whole test suite and the benchmarks on every runtime that was carried, and leaves
 # logs and figures in $OUT (the device tool brings them back).
 #   device run, carry [".device"]:  scripts/gpu-run.sh [stage ...]
-# Stages (default: all): tests ffi-bench cuda-bench pool-bench llama
+# Stages (default: all): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench llama
 # `llama` builds llama.cpp for CUDA from .device/llama-src.tar.xz (packed with --llama), runs the
 # llama tests against that build and the llama.cpp benchmark against native llama-bench.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-$PWD/.cache/gpu-out}
 mkdir -p "$out"
-stages=${*:-tests ffi-bench cuda-bench pool-bench llama}
+stages=${*:-tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench llama}
 want() { [[ " $stages " == *" $1 "* ]]; }
 
 rt=/tmp/gpuffi-runtimes
@@ -81,6 +81,13 @@ for name in "${runtimes[@]}"; do
   if want pool-bench && [ -f bench/pool.bench.ts ]; then
     [ -f .cache/bench/pool_anchor ] || nvcc -O2 -o .cache/bench/pool_anchor bench/c/pool_anchor.cu 2>/dev/null
     run_ts "$name" bench/pool.bench.ts .cache/bench/pool_anchor > "$out/pool-bench-$name.txt" 2>&1; tail -8 "$out/pool-bench-$name.txt"
+  fi
+  # PyTorch on the same GPU is the anchor (bench/torch_matmul.py, run by the benchmark itself).
+  if want gemm-bench && [ -f bench/gemm.bench.ts ]; then
+    run_ts "$name" bench/gemm.bench.ts "$out" > "$out/gemm-bench-$name.txt" 2>&1; tail -25 "$out/gemm-bench-$name.txt"
+  fi
+  if want upload-bench && [ -f bench/upload.bench.ts ]; then
+    run_ts "$name" bench/upload.bench.ts "$out" > "$out/upload-bench-$name.txt" 2>&1; tail -10 "$out/upload-bench-$name.txt"
   fi
 done
 if want llama && [ -x "$llama_dir/llama-bench" ]; then
