@@ -45,3 +45,4 @@ export {
 export { cudartSpec, cudaToolkitDirs } from "./cudart-library.ts";
 export { libcudaSpec } from "./driver-library.ts";
 export * from "./pool/index.ts";
+export * from "./cublas.ts";

@@ -1,0 +1,211 @@
+// A host-memory libcublas, so that the cuBLAS layer (validation, the row-major mapping, batches,
+// handle state, disposal) runs end to end on machines without a GPU. Its GEMMs are the BLAS
+// reference algorithm on the fake libcudart's memory (real C heap), and it checks arguments
+// as cuBLAS documents (ld ≥ max(1, rows of the stored operand), supported type combinations),
+// answering CUBLAS_STATUS_INVALID_VALUE otherwise, so a wrong mapping fails the numeric tests
+// instead of being mirrored by the fake. Every call is recorded with its arguments.
+import { nativeView, type Pointer } from "../../src/ffi/index.ts";
+import { type CublasApi, type CublasSymbols, type CudartApi, CudaRuntime } from "../../src/cuda/index.ts";
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../src/formats/half.ts";
+import { fakeCudart } from "./fake-cudart.ts";
+
+export interface FakeCall {
+  readonly name: string;
+  readonly args: readonly unknown[];
+}
+
+export interface HandleState {
+  stream: Pointer;
+  workspace: Pointer;
+  workspaceBytes: number;
+  mathMode: number;
+  pointerMode: number;
+}
+
+export interface FakeCublas {
+  readonly api: CublasApi;
+  readonly calls: FakeCall[];
+  readonly handles: Map<Pointer, HandleState>;
+  /** The status the next call of that name returns instead of running. */
+  readonly failNext: Map<string, number>;
+}
+
+const statusNames: Record<number, string> = { 0: "CUBLAS_STATUS_SUCCESS", 1: "CUBLAS_STATUS_NOT_INITIALIZED", 3: "CUBLAS_STATUS_ALLOC_FAILED", 7: "CUBLAS_STATUS_INVALID_VALUE", 13: "CUBLAS_STATUS_EXECUTION_FAILED", 15: "CUBLAS_STATUS_NOT_SUPPORTED" };
+const invalidValue = 7;
+// cudaDataType: CUDA_R_32F, CUDA_R_16F, CUDA_R_16BF.
+const elementSizes: Record<number, number> = { 0: 4, 2: 2, 14: 2 };
+// (A/B type, C type) pairs cublasGemmEx takes with CUBLAS_COMPUTE_32F*.
+const supported = new Set(["0/0", "2/2", "2/0", "14/14", "14/0"]);
+
+/** Rounds an f32 value to TF32 (10 explicit mantissa bits), as tensor cores read it. */
+function toTf32(value: number): number {
+  const f = new Float32Array([value]);
+  const u = new Uint32Array(f.buffer);
+  u[0] = (u[0]! + 0x1000) & ~0x1fff;
+  return f[0]!;
+}
+
+function reader(ptr: Pointer, type: number, count: number): (i: number) => number {
+  if (count === 0) return () => 0;
+  if (type === 0) {
+    const view = new Float32Array(nativeView(ptr, count * 4));
+    return (i) => view[i]!;
+  }
+  const view = new Uint16Array(nativeView(ptr, count * 2));
+  return type === 2 ? (i) => f16BitsToF32(view[i]!) : (i) => bf16BitsToF32(view[i]!);
+}
+
+function writer(ptr: Pointer, type: number, count: number): (i: number, v: number) => void {
+  if (count === 0) return () => {};
+  if (type === 0) {
+    const view = new Float32Array(nativeView(ptr, count * 4));
+    return (i, v) => void (view[i] = v);
+  }
+  const view = new Uint16Array(nativeView(ptr, count * 2));
+  return type === 2 ? (i, v) => void (view[i] = f32ToF16Bits(v)) : (i, v) => void (view[i] = f32ToBf16Bits(v));
+}
+
+interface Gemm {
+  transa: number; transb: number; m: number; n: number; k: number;
+  alpha: Pointer; a: Pointer; atype: number; lda: number; b: Pointer; btype: number; ldb: number;
+  beta: Pointer; c: Pointer; ctype: number; ldc: number; tf32: boolean;
+}
+
+/** The cuBLAS argument rules; a status, 0 when the call may run. */
+function validate(g: Gemm): number {
+  if (g.m < 0 || g.n < 0 || g.k < 0) return invalidValue;
+  if (![0, 1].includes(g.transa) || ![0, 1].includes(g.transb)) return invalidValue;
+  if (g.lda < Math.max(1, g.transa === 0 ? g.m : g.k)) return invalidValue;
+  if (g.ldb < Math.max(1, g.transb === 0 ? g.k : g.n)) return invalidValue;
+  if (g.ldc < Math.max(1, g.m)) return invalidValue;
+  if (g.atype !== g.btype || !supported.has(`${g.atype}/${g.ctype}`)) return invalidValue;
+  return 0;
+}
+
+/** Column-major reference GEMM: C = alpha·op(A)·op(B) + beta·C, C not read when beta is 0. */
+function run(g: Gemm): number {
+  const status = validate(g);
+  if (status !== 0 || g.m === 0 || g.n === 0) return status;
+  const alpha = new Float32Array(nativeView(g.alpha, 4))[0]!;
+  const beta = new Float32Array(nativeView(g.beta, 4))[0]!;
+  const span = (rows: number, cols: number, ld: number) => (cols - 1) * ld + rows;
+  const aRows = g.transa === 0 ? g.m : g.k;
+  const bRows = g.transb === 0 ? g.k : g.n;
+  const readA = reader(g.a, g.atype, g.k === 0 ? 0 : span(aRows, g.transa === 0 ? g.k : g.m, g.lda));
+  const readB = reader(g.b, g.btype, g.k === 0 ? 0 : span(bRows, g.transb === 0 ? g.n : g.k, g.ldb));
+  const cCount = span(g.m, g.n, g.ldc);
+  const readC = reader(g.c, g.ctype, cCount);
+  const writeC = writer(g.c, g.ctype, cCount);
+  const input = g.tf32 ? toTf32 : (v: number) => v;
+  for (let j = 0; j < g.n; j++) {
+    for (let i = 0; i < g.m; i++) {
+      let sum = 0;
+      for (let p = 0; p < g.k; p++) {
+        const a = readA(g.transa === 0 ? i + p * g.lda : p + i * g.lda);
+        const b = readB(g.transb === 0 ? p + j * g.ldb : j + p * g.ldb);
+        sum += input(a) * input(b);
+      }
+      const at = i + j * g.ldc;
+      writeC(at, alpha * sum + (beta === 0 ? 0 : beta * readC(at)));
+    }
+  }
+  return 0;
+}
+
+/** `log`: a list to append every call's name to as well, e.g. the fake libcudart's, to check the order of both. */
+export function fakeCublas(options: { version?: [number, number, number]; log?: string[] } = {}): FakeCublas {
+  const [major, minor, patch] = options.version ?? [13, 1, 0];
+  const calls: FakeCall[] = [];
+  const handles = new Map<Pointer, HandleState>();
+  const failNext = new Map<string, number>();
+  let next = 0xc0b1a5;
+  const state = (h: Pointer) => handles.get(h);
+  const writeInt = (out: ArrayBufferView | null, value: number) => void (new Int32Array(out!.buffer, out!.byteOffset, 1)[0] = value);
+  const ex = (h: Pointer, compute: number) => compute === 77 || (compute === 68 && state(h)?.mathMode === 3);
+  const implementation: Record<string, (...args: never[]) => unknown> = {
+    cublasCreate_v2: (out: ArrayBufferView) => {
+      const h = next++;
+      handles.set(h, { stream: 0, workspace: 0, workspaceBytes: 0, mathMode: 0, pointerMode: 0 });
+      new BigUint64Array(out.buffer, out.byteOffset, 1)[0] = BigInt(h);
+      return 0;
+    },
+    cublasDestroy_v2: (h: Pointer) => (handles.delete(h) ? 0 : 1),
+    cublasGetVersion_v2: (h: Pointer, out: ArrayBufferView) => (state(h) ? (writeInt(out, major * 10000 + minor * 100 + patch), 0) : 1),
+    cublasGetProperty: (type: number, out: ArrayBufferView) => (type > 2 ? invalidValue : (writeInt(out, [major, minor, patch][type]!), 0)),
+    cublasSetWorkspace_v2: (h: Pointer, ptr: Pointer, bytes: number) => {
+      const s = state(h);
+      if (!s) return 1;
+      // No 256-byte alignment check: the fake libcudart's calloc memory is only 16-aligned,
+      // where cudaMalloc's is 256 (gpuffi checks caller-owned workspaces in JS).
+      Object.assign(s, { workspace: ptr, workspaceBytes: bytes });
+      return 0;
+    },
+    cublasSetStream_v2: (h: Pointer, stream: Pointer) => {
+      const s = state(h);
+      if (!s) return 1;
+      // As documented: setting the stream resets the workspace to the default pool.
+      Object.assign(s, { stream, workspace: 0, workspaceBytes: 0 });
+      return 0;
+    },
+    cublasSetPointerMode_v2: (h: Pointer, mode: number) => (state(h) ? ((state(h)!.pointerMode = mode), 0) : 1),
+    cublasSetMathMode: (h: Pointer, mode: number) => (state(h) ? ((state(h)!.mathMode = mode), 0) : 1),
+    cublasGetStatusName: (status: number) => statusNames[status] ?? null,
+    cublasGetStatusString: (status: number) => `fake cuBLAS status ${status}`,
+    cublasSgemm_v2: (h: Pointer, transa: number, transb: number, m: number, n: number, k: number, alpha: Pointer, a: Pointer, lda: number, b: Pointer, ldb: number, beta: Pointer, c: Pointer, ldc: number) =>
+      !state(h) ? 1 : run({ transa, transb, m, n, k, alpha, a, atype: 0, lda, b, btype: 0, ldb, beta, c, ctype: 0, ldc, tf32: state(h)!.mathMode === 3 }),
+    cublasGemmEx: (h: Pointer, transa: number, transb: number, m: number, n: number, k: number, alpha: Pointer, a: Pointer, atype: number, lda: number, b: Pointer, btype: number, ldb: number, beta: Pointer, c: Pointer, ctype: number, ldc: number, compute: number, algo: number) =>
+      !state(h) ? 1 : algo !== -1 || ![68, 77].includes(compute) ? invalidValue : run({ transa, transb, m, n, k, alpha, a, atype, lda, b, btype, ldb, beta, c, ctype, ldc, tf32: ex(h, compute) }),
+    cublasGemmStridedBatchedEx: (h: Pointer, transa: number, transb: number, m: number, n: number, k: number, alpha: Pointer, a: Pointer, atype: number, lda: number, sa: number, b: Pointer, btype: number, ldb: number, sb: number, beta: Pointer, c: Pointer, ctype: number, ldc: number, sc: number, count: number, compute: number) => {
+      if (!state(h)) return 1;
+      for (let i = 0; i < count; i++) {
+        const status = run({ transa, transb, m, n, k, alpha, a: a + i * sa * elementSizes[atype]!, atype, lda, b: b + i * sb * elementSizes[btype]!, btype, ldb, beta, c: c + i * sc * elementSizes[ctype]!, ctype, ldc, tf32: ex(h, compute) });
+        if (status !== 0) return status;
+      }
+      return 0;
+    },
+    cublasGemmBatchedEx: (h: Pointer, transa: number, transb: number, m: number, n: number, k: number, alpha: Pointer, as: Pointer, atype: number, lda: number, bs: Pointer, btype: number, ldb: number, beta: Pointer, cs: Pointer, ctype: number, ldc: number, count: number, compute: number) => {
+      if (!state(h)) return 1;
+      const table = (ptr: Pointer) => Array.from(new BigUint64Array(nativeView(ptr, count * 8)), Number);
+      const [a, b, c] = [table(as), table(bs), table(cs)];
+      for (let i = 0; i < count; i++) {
+        const status = run({ transa, transb, m, n, k, alpha, a: a[i]!, atype, lda, b: b[i]!, btype, ldb, beta, c: c[i]!, ctype, ldc, tf32: ex(h, compute) });
+        if (status !== 0) return status;
+      }
+      return 0;
+    },
+  };
+  const symbols = new Proxy({}, {
+    get: (_, name: string) => (...args: never[]) => {
+      calls.push({ name, args });
+      options.log?.push(name);
+      const failure = failNext.get(name);
+      if (failure !== undefined) {
+        failNext.delete(name);
+        return failure;
+      }
+      const fn = implementation[name];
+      if (!fn) throw new Error(`the fake libcublas does not implement ${name}`);
+      return fn(...args);
+    },
+  });
+  return { api: { path: "/fake/libcublas.so.13", symbols: symbols as CublasSymbols }, calls, handles, failNext };
+}
+
+/**
+ * The fake libcudart plus the 2D copy that Matrix.upload/download use (cudaMemcpy2DAsync over
+ * host memory), recorded in the same call list.
+ */
+export function fakeCudartWith2D(options: Parameters<typeof fakeCudart>[0] = {}) {
+  const fake = fakeCudart(options);
+  const base = fake.runtime.api;
+  const copy2D = (dst: Pointer, dpitch: number, src: Pointer, spitch: number, width: number, height: number) => {
+    fake.calls.push("cudaMemcpy2DAsync");
+    for (let row = 0; row < height; row++) {
+      new Uint8Array(nativeView(dst + row * dpitch, width)).set(new Uint8Array(nativeView(src + row * spitch, width)));
+    }
+    return 0;
+  };
+  const symbols = new Proxy(base.symbols, { get: (target, name: string) => (name === "cudaMemcpy2DAsync" ? copy2D : target[name as keyof typeof target]) });
+  const api: CudartApi = { ...base, symbols };
+  return { ...fake, runtime: new CudaRuntime(api) };
+}

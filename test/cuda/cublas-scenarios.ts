@@ -1,0 +1,195 @@
+// GEMM checks shared by the CPU suite (fake libcublas) and the GPU suite (real cuBLAS): each
+// builds fresh random operands, stores them in the asked layout with padded leading dimensions,
+// poisons the whole output buffer (0xFF bytes are NaN in f32, f16 and bf16), runs the GEMM and
+// then checks that every element of C was written, no byte outside C was, and the relative
+// Frobenius error against a float64 reference is within the tolerance of the mode.
+import assert from "node:assert/strict";
+import { type CublasHandle, type CudaContext, type DeviceBuffer, Matrix, type MatrixDtype, type MatrixLayout } from "../../src/cuda/index.ts";
+import { firstNonFinite, randomMatrix, relativeError, roundTo, sampleRows, transpose } from "./cublas-reference.ts";
+
+export type Mode = "f32" | "tf32" | "f16" | "bf16" | "f16→f32" | "bf16→f32";
+
+export const modes: readonly Mode[] = ["f32", "tf32", "f16", "bf16", "f16→f32", "bf16→f32"];
+
+/** Relative Frobenius tolerance per mode (tf32 lands near 3e-4). */
+export const tolerance: Readonly<Record<Mode, number>> = { f32: 1e-5, tf32: 1e-3, f16: 1e-2, bf16: 1e-2, "f16→f32": 1e-2, "bf16→f32": 1e-2 };
+
+export function modeTypes(mode: Mode): { input: MatrixDtype; output: MatrixDtype } {
+  if (mode === "f32" || mode === "tf32") return { input: "f32", output: "f32" };
+  if (mode === "f16→f32") return { input: "f16", output: "f32" };
+  if (mode === "bf16→f32") return { input: "bf16", output: "f32" };
+  return { input: mode, output: mode };
+}
+
+export interface Stored {
+  readonly buffer: DeviceBuffer;
+  readonly matrix: Matrix;
+}
+
+/** A rows × cols matrix in a fresh poisoned buffer, ld = inner + pad, element (0, 0) `offset` elements in. */
+export function allocMatrix(context: CudaContext, rows: number, cols: number, dtype: MatrixDtype, layout: MatrixLayout, pad = 0, offset = 0): Stored {
+  const inner = layout === "row" ? cols : rows;
+  const lines = layout === "row" ? rows : cols;
+  const ld = Math.max(1, inner + pad);
+  const size = dtype === "f32" ? 4 : 2;
+  const buffer = context.alloc(Math.max(1, (offset + lines * ld) * size));
+  buffer.fill(0xff);
+  return { buffer, matrix: Matrix.on(buffer, { rows, cols, dtype, layout, ld, byteOffset: offset * size }) };
+}
+
+/** Asserts that every byte of the buffer outside `matrix`'s elements is still 0xFF. */
+export function assertOutsideUntouched(buffer: DeviceBuffer, matrices: readonly Matrix[], what: string): void {
+  const bytes = buffer.read();
+  const inside = new Uint8Array(bytes.length);
+  for (const m of matrices) {
+    const size = m.elementSize;
+    for (let line = 0; line < m.lines; line++) inside.fill(1, m.byteOffset + line * m.ld * size, m.byteOffset + (line * m.ld + m.lineLength) * size);
+  }
+  for (let i = 0; i < bytes.length; i++) {
+    if (!inside[i] && bytes[i] !== 0xff) assert.fail(`${what}: byte ${i} outside the output matrix was written (0x${bytes[i]!.toString(16)})`);
+  }
+}
+
+export interface GemmCase {
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly mode: Mode;
+  /** Pass A as the transpose of a stored k×m matrix (likewise B). */
+  readonly transA?: boolean;
+  readonly transB?: boolean;
+  /** Layout of the stored A, B and C (default row). */
+  readonly layoutA?: MatrixLayout;
+  readonly layoutB?: MatrixLayout;
+  readonly layoutC?: MatrixLayout;
+  /** Extra elements per leading dimension (pitch ≠ width). */
+  readonly pad?: number;
+  readonly alpha?: number;
+  readonly beta?: number;
+}
+
+export function describeCase(c: GemmCase): string {
+  return `${c.mode} ${c.m}×${c.k}·${c.k}×${c.n}${c.transA ? " Aᵀ" : ""}${c.transB ? " Bᵀ" : ""} A:${c.layoutA ?? "row"} B:${c.layoutB ?? "row"} C:${c.layoutC ?? "row"}${c.pad ? ` pad ${c.pad}` : ""}${c.beta ? ` β=${c.beta}` : ""}`;
+}
+
+/** An operand whose logical value is `logical` (rows × cols row-major), stored transposed if asked. */
+function storeOperand(context: CudaContext, logical: Float32Array, rows: number, cols: number, dtype: MatrixDtype, layout: MatrixLayout, transposed: boolean, pad: number): Stored & { operand: Matrix } {
+  if (!transposed) {
+    const stored = allocMatrix(context, rows, cols, dtype, layout, pad);
+    stored.matrix.upload(logical);
+    return { ...stored, operand: stored.matrix };
+  }
+  const stored = allocMatrix(context, cols, rows, dtype, layout, pad);
+  stored.matrix.upload(transpose(logical, rows, cols));
+  return { ...stored, operand: stored.matrix.t() };
+}
+
+/** Runs one GEMM case through `handle` and returns its relative error (after asserting everything). */
+export function checkGemm(context: CudaContext, handle: CublasHandle, c: GemmCase): number {
+  const what = describeCase(c);
+  const { input, output } = modeTypes(c.mode);
+  const pad = c.pad ?? 0;
+  const a = randomMatrix(c.m, c.k, input);
+  const b = randomMatrix(c.k, c.n, input);
+  const sa = storeOperand(context, a, c.m, c.k, input, c.layoutA ?? "row", c.transA ?? false, pad);
+  const sb = storeOperand(context, b, c.k, c.n, input, c.layoutB ?? "row", c.transB ?? false, pad);
+  const sc = allocMatrix(context, c.m, c.n, output, c.layoutC ?? "row", pad);
+  try {
+    const beta = c.beta ?? 0;
+    const c0 = beta === 0 ? undefined : randomMatrix(c.m, c.n, output);
+    if (c0) sc.matrix.upload(c0);
+    handle.setMathMode(c.mode === "tf32" ? "tf32" : "default");
+    const options = { alpha: c.alpha ?? 1, beta };
+    if (c.mode === "f32" || c.mode === "tf32") handle.gemm(sa.operand, sb.operand, sc.matrix, options);
+    else handle.gemmEx(sa.operand, sb.operand, sc.matrix, options);
+    const out = sc.matrix.download({ stream: handle.stream });
+    const bad = firstNonFinite(out);
+    assert.equal(bad, -1, `${what}: C element ${bad} (row ${Math.floor(bad / c.n)}, column ${bad % c.n}) was not written`);
+    assertOutsideUntouched(sc.buffer, [sc.matrix], what);
+    const error = relativeError(out, a, b, c.m, c.n, c.k, sampleRows(c.m, c.n, c.k), options.alpha, beta, c0 && roundTo(output, c0));
+    assert.ok(error < tolerance[c.mode], `${what}: relative error ${error.toExponential(2)} ≥ ${tolerance[c.mode]}`);
+    return error;
+  } finally {
+    for (const s of [sa, sb, sc]) s.buffer.dispose();
+  }
+}
+
+/**
+ * Strided batch: `batch` products packed with a gap of `gap` poisoned elements between entries
+ * (B shared by every entry when `shareB`), each checked against its own reference.
+ */
+export function checkStridedBatched(context: CudaContext, handle: CublasHandle, mode: Mode, m: number, n: number, k: number, batch: number, options: { gap?: number; shareB?: boolean; layoutC?: MatrixLayout } = {}): void {
+  const what = `strided batch of ${batch} ${mode} ${m}×${k}·${k}×${n}`;
+  const { input, output } = modeTypes(mode);
+  const gap = options.gap ?? 3;
+  const layoutC = options.layoutC ?? "row";
+  const as = Array.from({ length: batch }, () => randomMatrix(m, k, input));
+  const bs = options.shareB ? [randomMatrix(k, n, input)] : Array.from({ length: batch }, () => randomMatrix(k, n, input));
+  const strideA = m * k + gap;
+  const strideB = options.shareB ? 0 : k * n + gap;
+  const strideC = m * n + gap;
+  const size = (t: MatrixDtype) => (t === "f32" ? 4 : 2);
+  const bufA = context.alloc(strideA * batch * size(input));
+  const bufB = context.alloc(Math.max(strideB * batch, k * n) * size(input));
+  const bufC = context.alloc(strideC * batch * size(output));
+  try {
+    bufC.fill(0xff);
+    const entry = (buffer: DeviceBuffer, rows: number, cols: number, dtype: MatrixDtype, stride: number, i: number, layout: MatrixLayout = "row") =>
+      Matrix.on(buffer, { rows, cols, dtype, layout, byteOffset: i * stride * size(dtype) });
+    as.forEach((a, i) => entry(bufA, m, k, input, strideA, i).upload(a));
+    bs.forEach((b, i) => entry(bufB, k, n, input, strideB, i).upload(b));
+    handle.setMathMode(mode === "tf32" ? "tf32" : "default");
+    handle.gemmStridedBatched(entry(bufA, m, k, input, strideA, 0), entry(bufB, k, n, input, strideB, 0), entry(bufC, m, n, output, strideC, 0, layoutC), { batchCount: batch, strideA, strideB, strideC });
+    const cs = Array.from({ length: batch }, (_, i) => entry(bufC, m, n, output, strideC, i, layoutC));
+    cs.forEach((cMatrix, i) => {
+      const out = cMatrix.download({ stream: handle.stream });
+      assert.equal(firstNonFinite(out), -1, `${what}: entry ${i} has unwritten elements`);
+      const error = relativeError(out, as[i]!, bs[options.shareB ? 0 : i]!, m, n, k, sampleRows(m, n, k));
+      assert.ok(error < tolerance[mode], `${what}: entry ${i} relative error ${error.toExponential(2)}`);
+    });
+    assertOutsideUntouched(bufC, cs, what);
+  } finally {
+    for (const b of [bufA, bufB, bufC]) b.dispose();
+  }
+}
+
+/**
+ * Pointer-array batch: each product's matrices are sub-views at different places of shared
+ * padded buffers (so the pointers are not evenly spaced), C column-major.
+ */
+export function checkPointerBatched(context: CudaContext, handle: CublasHandle, mode: Mode, m: number, n: number, k: number, batch: number): void {
+  const what = `pointer batch of ${batch} ${mode} ${m}×${k}·${k}×${n}`;
+  const { input, output } = modeTypes(mode);
+  // One tall buffer per operand: entry i occupies rows [i·(rows+1), …) of a padded matrix.
+  const tall = (rows: number, cols: number, dtype: MatrixDtype, layout: MatrixLayout) => allocMatrix(context, batch * (rows + 1), cols + 2, dtype, layout, 3);
+  const sa = tall(m, k, input, "row");
+  const sb = tall(k, n, input, "col");
+  const sc = tall(m, n, output, "col");
+  try {
+    const views = (s: Stored, rows: number, cols: number) => Array.from({ length: batch }, (_, i) => s.matrix.view(i * (rows + 1), rows, 1 + (i % 2), cols));
+    const va = views(sa, m, k);
+    const vb = views(sb, k, n);
+    const vc = views(sc, m, n);
+    const as = va.map((v) => {
+      const data = randomMatrix(m, k, input);
+      v.upload(data);
+      return data;
+    });
+    const bs = vb.map((v) => {
+      const data = randomMatrix(k, n, input);
+      v.upload(data);
+      return data;
+    });
+    handle.setMathMode(mode === "tf32" ? "tf32" : "default");
+    handle.gemmBatched(va, vb, vc);
+    vc.forEach((v, i) => {
+      const out = v.download({ stream: handle.stream });
+      assert.equal(firstNonFinite(out), -1, `${what}: entry ${i} has unwritten elements`);
+      const error = relativeError(out, as[i]!, bs[i]!, m, n, k, sampleRows(m, n, k));
+      assert.ok(error < tolerance[mode], `${what}: entry ${i} relative error ${error.toExponential(2)}`);
+    });
+    assertOutsideUntouched(sc.buffer, vc, what);
+  } finally {
+    for (const s of [sa, sb, sc]) s.buffer.dispose();
+  }
+}
