@@ -12,11 +12,13 @@ import { makeTinyLoraCommand } from "./make-tiny-lora.ts";
 import { doctorCommand } from "./doctor.ts";
 import { tokenizeCommand } from "./tokenize.ts";
 import { generateCommand } from "./generate.ts";
+import { loraCommand } from "./lora.ts";
 
 const commands: readonly Command[] = [
   doctorCommand,
   generateCommand,
   tokenizeCommand,
+  loraCommand,
   ggufCommand,
   safetensorsCommand,
   makeTinyModelCommand,

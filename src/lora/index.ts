@@ -7,3 +7,5 @@ export { LlamaSampler, type SamplerOptions } from "./sampler.ts";
 export { LoraAdapter } from "./adapter.ts";
 export { Batch } from "./batch.ts";
 export { expectedVersions } from "./bindings.ts";
+export * from "./convert/index.ts";
+export { type MergeAdapter, type MergeOptions, type MergeResult, mergeLoraFiles, mergeLoraSpecs } from "./merge.ts";

@@ -1,0 +1,91 @@
+// `gpuffi lora convert|merge`: PEFT adapters to llama.cpp GGUF, and adapters merged into a base.
+import process from "node:process";
+import { type ConvertOutType, convertPeftAdapter, mergeLoraFiles } from "../lora/index.ts";
+import { type CliIO, type Command, UsageError, parseCommandArgs } from "./command.ts";
+
+const usage = `usage: gpuffi lora convert PEFT_DIR OUT.gguf [--base BASE.gguf] [--outtype keep|f32|f16|bf16]
+       gpuffi lora merge BASE.gguf ADAPTER.gguf[:SCALE]... OUT.gguf [--device cpu]
+
+convert  turns a PEFT LoRA (adapter_config.json + adapter_model.safetensors) into a llama.cpp
+         GGUF adapter. --base checks the shapes against the base model and supplies the head
+         counts that q_proj/k_proj need; --outtype keep (default) keeps F32/F16/BF16.
+merge    writes BASE with W + Σ SCALE·(alpha/r)·B·A for every adapted tensor, tensor by tensor
+         (F32, F16 and BF16 bases; SCALE defaults to 1). Only --device cpu exists so far.`;
+
+const outTypes: readonly ConvertOutType[] = ["keep", "f32", "f16", "bf16"];
+
+/** A `\r`-redrawn bar on stderr when it is a terminal; nothing otherwise (pipes and tests). */
+function progress(label: string): { update(fraction: number): void; end(): void } {
+  const tty = process.stderr.isTTY === true;
+  const width = 30;
+  return {
+    update(fraction) {
+      if (!tty) return;
+      const done = Math.round(fraction * width);
+      process.stderr.write(`\r${label} [${"#".repeat(done)}${" ".repeat(width - done)}] ${(fraction * 100).toFixed(0).padStart(3)}%`);
+    },
+    end() {
+      if (tty) process.stderr.write("\n");
+    },
+  };
+}
+
+/** "FILE:SCALE" → path and scale; a suffix that is not a number belongs to the path. */
+function parseAdapter(spec: string): { path: string; scale: number } {
+  const at = spec.lastIndexOf(":");
+  const scale = at > 0 ? Number(spec.slice(at + 1)) : Number.NaN;
+  return at > 0 && spec.slice(at + 1).trim() !== "" && Number.isFinite(scale) ? { path: spec.slice(0, at), scale } : { path: spec, scale: 1 };
+}
+
+async function convert(argv: string[], io: CliIO): Promise<number> {
+  const { positionals, values } = parseCommandArgs(argv, { base: "string", outtype: "string" }, ["PEFT_DIR", "OUT.gguf"]);
+  const outType = (values.outtype ?? "keep") as ConvertOutType;
+  if (!outTypes.includes(outType)) throw new UsageError(`--outtype takes ${outTypes.join(", ")}, got "${String(values.outtype)}"`);
+  const bar = progress("converting");
+  try {
+    const result = await convertPeftAdapter(positionals[0]!, positionals[1]!, {
+      base: values.base as string | undefined,
+      outType,
+      onProgress: (done, total) => bar.update(done / total),
+    });
+    bar.end();
+    io.out(`wrote ${positionals[1]} (${result.pairs} pairs, alpha ${result.alpha}, ${result.architecture})`);
+    return 0;
+  } catch (error) {
+    bar.end();
+    throw error;
+  }
+}
+
+async function merge(argv: string[], io: CliIO): Promise<number> {
+  const device = argv.indexOf("--device");
+  const rest = device >= 0 ? argv.filter((_, i) => i !== device && i !== device + 1) : argv;
+  if (device >= 0 && argv[device + 1] !== "cpu") throw new UsageError(`--device ${argv[device + 1] ?? ""}: only cpu is available (the CUDA merge waits for the cuBLAS bindings)`);
+  if (rest.some((a) => a.startsWith("-"))) throw new UsageError(`unknown option ${rest.find((a) => a.startsWith("-"))}`);
+  if (rest.length < 3) throw new UsageError("expected BASE.gguf, at least one ADAPTER.gguf[:SCALE] and OUT.gguf");
+  const [base, ...others] = rest;
+  const out = others.pop()!;
+  const bar = progress("merging");
+  try {
+    const result = await mergeLoraFiles(base!, others.map(parseAdapter), out, { onProgress: (done, total) => bar.update(total === 0 ? 1 : done / total) });
+    bar.end();
+    io.out(`wrote ${out} (${result.mergedTensors} of ${result.tensors} tensors merged)`);
+    return 0;
+  } catch (error) {
+    bar.end();
+    throw error;
+  }
+}
+
+export const loraCommand: Command = {
+  name: "lora",
+  synopsis: "lora convert PEFT_DIR OUT.gguf [--base BASE.gguf] | lora merge BASE.gguf ADAPTER.gguf[:SCALE]... OUT.gguf",
+  summary: "convert PEFT LoRA adapters to GGUF, merge adapters into a base model",
+  usage,
+  run(argv: string[], io: CliIO): Promise<number> {
+    const [sub, ...rest] = argv;
+    if (sub === "convert") return convert(rest, io);
+    if (sub === "merge") return merge(rest, io);
+    throw new UsageError(sub === undefined ? "missing subcommand (convert or merge)" : `unknown subcommand "${sub}"`);
+  },
+};

@@ -1,0 +1,175 @@
+// Merging LoRA adapters into a base model: W' = W + Σ scale·(alpha/r)·B·A for every adapted
+// tensor, the factor exactly as llama.cpp applies it at run time (llama_adapter_lora_weight::
+// get_scale: scale·alpha/r, or just scale when alpha is 0). Each row is summed in float64,
+// rounded to float32 and then to the base tensor's type. Files are merged tensor by tensor: only the tensor
+// being merged and the adapters' pairs for it are in memory.
+import { type GgufMetadata, type GgufSpec, type GgufTensorSpec, type GgufValue, ggmlTypeInfo, openGguf, type GgufFile } from "../formats/index.ts";
+import { LoraShapeError, QuantizedBaseError, UnsupportedAdapterError } from "./convert/errors.ts";
+import { decodeFloats, encodeFloats, isFloatType } from "./convert/float-data.ts";
+import { writeGgufStreamed } from "./convert/gguf-stream.ts";
+
+interface TensorRef {
+  readonly name: string;
+  readonly type: number;
+  readonly shape: readonly number[];
+}
+
+/** An adapter's pairs and how to read them: the same code serves files and in-memory specs. */
+interface AdapterSource {
+  readonly label: string;
+  readonly alpha: number;
+  readonly scale: number;
+  readonly tensors: ReadonlyMap<string, TensorRef>;
+  read(name: string): Promise<Uint8Array>;
+}
+
+/** One adapter's contribution to one base tensor. */
+interface Delta {
+  readonly adapter: AdapterSource;
+  readonly a: TensorRef;
+  readonly b: TensorRef;
+  readonly rank: number;
+}
+
+function adapterAlpha(label: string, metadata: GgufMetadata | ReadonlyMap<string, GgufValue>): number {
+  const type = metadata.get("adapter.type");
+  if (type?.type !== "string" || type.value !== "lora") throw new UnsupportedAdapterError("adapter.type", `${label} is not a LoRA adapter GGUF`);
+  const alpha = metadata.get("adapter.lora.alpha");
+  return typeof alpha?.value === "number" ? alpha.value : 0;
+}
+
+/** Pairs each adapted base tensor with its deltas, checking names, shapes and types before anything is written. */
+function planMerge(base: readonly TensorRef[], adapters: readonly AdapterSource[]): Map<string, Delta[]> {
+  const byName = new Map(base.map((t) => [t.name, t]));
+  const plan = new Map<string, Delta[]>();
+  for (const adapter of adapters) {
+    for (const name of adapter.tensors.keys()) {
+      const match = /^(.+)\.lora_([ab])$/.exec(name);
+      if (match === null) throw new LoraShapeError(name, `${adapter.label}: not a .lora_a/.lora_b tensor`);
+      if (match[2] === "b") continue;
+      const target = match[1]!;
+      const a = adapter.tensors.get(name)!;
+      const b = adapter.tensors.get(`${target}.lora_b`);
+      if (b === undefined) throw new LoraShapeError(name, `${adapter.label}: has no matching lora_b`);
+      const weight = byName.get(target);
+      if (weight === undefined) throw new LoraShapeError(target, `${adapter.label} adapts it, but the base has no such tensor (wrong base?)`);
+      if (!isFloatType(weight.type)) throw new QuantizedBaseError(target, ggmlTypeInfo(weight.type)?.name ?? String(weight.type));
+      for (const t of [a, b]) if (!isFloatType(t.type)) throw new UnsupportedAdapterError("adapter type", `${adapter.label}: "${t.name}" is ${ggmlTypeInfo(t.type)?.name}; only F32, F16 and BF16 adapters merge`);
+      const embedding = target === "token_embd.weight";
+      // The same checks as llama.cpp's adapter loader (llama-adapter.cpp).
+      const [nIn, nOut] = weight.shape;
+      const fits = embedding
+        ? nIn === b.shape[1] && nOut === a.shape[1] && a.shape[0] === b.shape[0]
+        : nIn === a.shape[0] && nOut === b.shape[1] && a.shape[1] === b.shape[0];
+      if (weight.shape.length !== 2 || !fits) {
+        throw new LoraShapeError(target, `${adapter.label}: lora_a [${a.shape.join(", ")}] and lora_b [${b.shape.join(", ")}] do not fit the base's [${weight.shape.join(", ")}]`);
+      }
+      const deltas = plan.get(target) ?? [];
+      deltas.push({ adapter, a, b, rank: b.shape[0]! });
+      plan.set(target, deltas);
+    }
+  }
+  return plan;
+}
+
+function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!;
+  return out;
+}
+
+/** The merged bytes of one base tensor (ggml shape [nIn, nOut]: nOut rows of nIn). */
+async function mergeTensor(weight: TensorRef, bytes: Uint8Array, deltas: readonly Delta[]): Promise<Uint8Array> {
+  const [nIn, nOut] = weight.shape as [number, number];
+  const w = decodeFloats(bytes, weight.type);
+  // Per delta: left [nOut rows of rank] and right [rank rows of nIn], so that ΔW[o][i] = Σk left[o][k]·right[k][i].
+  const terms = await Promise.all(deltas.map(async ({ adapter, a, b, rank }) => {
+    const valuesA = decodeFloats(await adapter.read(a.name), a.type);
+    const valuesB = decodeFloats(await adapter.read(b.name), b.type);
+    const factor = adapter.alpha === 0 ? adapter.scale : adapter.scale * adapter.alpha / rank;
+    // The token embedding's pair is stored flipped: lora_a holds a row of rank values per token
+    // and lora_b a row per embedding dimension (llm_build_inp_embd), so ΔW[t][d] = Σk a[t][k]·b[d][k].
+    return weight.name === "token_embd.weight"
+      ? { left: valuesA, right: transpose(valuesB, nIn, rank), rank, factor }
+      : { left: valuesB, right: valuesA, rank, factor };
+  }));
+  const out = new Float32Array(w.length);
+  const row = new Float64Array(nIn);
+  for (let o = 0; o < nOut; o++) {
+    for (let i = 0; i < nIn; i++) row[i] = w[o * nIn + i]!;
+    for (const { left, right, rank, factor } of terms) {
+      for (let k = 0; k < rank; k++) {
+        const scaled = factor * left[o * rank + k]!;
+        const base = k * nIn;
+        for (let i = 0; i < nIn; i++) row[i]! += scaled * right[base + i]!;
+      }
+    }
+    out.set(row, o * nIn);
+  }
+  return encodeFloats(out, weight.type);
+}
+
+export interface MergeAdapter {
+  readonly path: string;
+  /** Multiplies the adapter's alpha/r, as llama.cpp's adapter scale does (default 1). */
+  readonly scale?: number;
+}
+
+export interface MergeOptions {
+  /** Called after each tensor with the bytes written so far and the total. */
+  readonly onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+export interface MergeResult {
+  readonly mergedTensors: number;
+  readonly tensors: number;
+}
+
+function fileSource(label: string, file: GgufFile, scale: number): AdapterSource {
+  return { label, alpha: adapterAlpha(label, file.metadata), scale, tensors: new Map(file.tensors.map((t) => [t.name, t])), read: (name) => file.readTensor(name) };
+}
+
+/** Merges the adapters into the base GGUF at `basePath`, writing the merged model to `outPath` tensor by tensor. */
+export async function mergeLoraFiles(basePath: string, adapters: readonly MergeAdapter[], outPath: string, options: MergeOptions = {}): Promise<MergeResult> {
+  await using base = await openGguf(basePath);
+  const files: GgufFile[] = [];
+  try {
+    const sources: AdapterSource[] = [];
+    for (const { path, scale = 1 } of adapters) {
+      const file = await openGguf(path);
+      files.push(file);
+      sources.push(fileSource(path, file, scale));
+    }
+    const plan = planMerge(base.tensors, sources);
+    const total = base.tensors.reduce((n, t) => n + t.byteLength, 0);
+    let done = 0;
+    await writeGgufStreamed(outPath, base.metadata, base.tensors, async (i) => {
+      const info = base.tensors[i]!;
+      const bytes = await base.readTensor(info.name);
+      const deltas = plan.get(info.name);
+      const out = deltas === undefined ? bytes : await mergeTensor(info, bytes, deltas);
+      options.onProgress?.((done += info.byteLength), total);
+      return out;
+    });
+    return { mergedTensors: plan.size, tensors: base.tensors.length };
+  } finally {
+    for (const file of files) await file.close();
+  }
+}
+
+/** In-memory counterpart of {@link mergeLoraFiles}: `base` with each adapter spec merged at its scale. */
+export async function mergeLoraSpecs(base: GgufSpec, adapters: readonly { spec: GgufSpec; scale?: number }[]): Promise<GgufSpec> {
+  const sources = adapters.map(({ spec, scale = 1 }, i): AdapterSource => {
+    const label = `adapter ${i}`;
+    const byName = new Map(spec.tensors.map((t) => [t.name, t]));
+    const metadata = new Map(Symbol.iterator in spec.metadata ? [...(spec.metadata as Iterable<readonly [string, GgufValue]>)] : Object.entries(spec.metadata));
+    return { label, alpha: adapterAlpha(label, metadata), scale, tensors: byName, read: (name) => Promise.resolve(byName.get(name)!.data) };
+  });
+  const plan = planMerge(base.tensors, sources);
+  const tensors: GgufTensorSpec[] = [];
+  for (const tensor of base.tensors) {
+    const deltas = plan.get(tensor.name);
+    tensors.push(deltas === undefined ? tensor : { ...tensor, data: await mergeTensor(tensor, tensor.data, deltas) });
+  }
+  return { ...base, tensors };
+}
