@@ -192,20 +192,33 @@ export function fakeCublas(options: { version?: [number, number, number]; log?: 
 }
 
 /**
- * The fake libcudart plus the 2D copy that Matrix.upload/download use (cudaMemcpy2DAsync over
- * host memory), recorded in the same call list.
+ * The fake libcudart plus what Matrix copies and pitched pools need: cudaMemcpy2DAsync,
+ * cudaMemset2DAsync and cudaMallocPitch over host memory (pitch: the width rounded up to 512
+ * bytes, as cudaDevAttrTexturePitchAlignment answers here), recorded in the same call list.
  */
 export function fakeCudartWith2D(options: Parameters<typeof fakeCudart>[0] = {}) {
   const fake = fakeCudart(options);
   const base = fake.runtime.api;
-  const copy2D = (dst: Pointer, dpitch: number, src: Pointer, spitch: number, width: number, height: number) => {
-    fake.calls.push("cudaMemcpy2DAsync");
-    for (let row = 0; row < height; row++) {
-      new Uint8Array(nativeView(dst + row * dpitch, width)).set(new Uint8Array(nativeView(src + row * spitch, width)));
-    }
+  const alignment = 512;
+  const rows = (name: string, height: number, each: (row: number) => void) => {
+    fake.calls.push(name);
+    for (let row = 0; row < height; row++) each(row);
     return 0;
   };
-  const symbols = new Proxy(base.symbols, { get: (target, name: string) => (name === "cudaMemcpy2DAsync" ? copy2D : target[name as keyof typeof target]) });
+  const extra: Record<string, (...args: never[]) => number> = {
+    cudaMemcpy2DAsync: (dst: Pointer, dpitch: number, src: Pointer, spitch: number, width: number, height: number) =>
+      rows("cudaMemcpy2DAsync", height, (row) => new Uint8Array(nativeView(dst + row * dpitch, width)).set(new Uint8Array(nativeView(src + row * spitch, width)))),
+    cudaMemset2DAsync: (ptr: Pointer, pitch: number, value: number, width: number, height: number) =>
+      rows("cudaMemset2DAsync", height, (row) => new Uint8Array(nativeView(ptr + row * pitch, width)).fill(value)),
+    cudaMallocPitch: (out: ArrayBufferView, pitchOut: ArrayBufferView, width: number, height: number) => {
+      const pitch = Math.ceil(width / alignment) * alignment;
+      new BigUint64Array(pitchOut.buffer, pitchOut.byteOffset, 1)[0] = BigInt(pitch);
+      return base.symbols.cudaMalloc(out, pitch * height);
+    },
+    cudaDeviceGetAttribute: (out: ArrayBufferView) => (fake.calls.push("cudaDeviceGetAttribute"), (new Int32Array(out.buffer, out.byteOffset, 1)[0] = alignment), 0),
+    cudaGetLastError: () => 0,
+  };
+  const symbols = new Proxy(base.symbols, { get: (target, name: string) => extra[name] ?? target[name as keyof typeof target] });
   const api: CudartApi = { ...base, symbols };
   return { ...fake, runtime: new CudaRuntime(api) };
 }

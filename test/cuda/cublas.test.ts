@@ -14,13 +14,14 @@ import {
   CudaStateError,
   Matrix,
   type MatrixLayout,
+  PitchedPool,
   checkCublasRuntime,
   cublasSpecFor,
   planGemm,
 } from "../../src/cuda/index.ts";
 import { fakeCublas, fakeCudartWith2D } from "./cublas-fake.ts";
-import { randomMatrix } from "./cublas-reference.ts";
-import { allocMatrix, checkGemm, checkPointerBatched, checkStridedBatched, modes } from "./cublas-scenarios.ts";
+import { randomMatrix, relativeError, sampleRows } from "./cublas-reference.ts";
+import { allocMatrix, assertOutsideUntouched, checkGemm, checkPointerBatched, checkStridedBatched, modeTypes, modes, tolerance } from "./cublas-scenarios.ts";
 
 function setup(options: { version?: [number, number, number] } = {}) {
   const cuda = fakeCudartWith2D();
@@ -251,4 +252,33 @@ test("creation: version checked against the runtime, libcublas.so.<major> tried 
   assert.deepEqual(cublasSpecFor(12).sonames, ["libcublas.so.12", "libcublas.so.13", "libcublas.so"]);
   assert.deepEqual(cublasSpecFor(13).sonames, ["libcublas.so.13", "libcublas.so.12", "libcublas.so"]);
   assert.doesNotThrow(() => checkCublasRuntime({ major: 12, minor: 4, patch: 5 }, "x", { major: 12, minor: 8 }, "y"));
+});
+
+test("pitched sub-views (Matrix.fromPitched): ld from the pitch, numerics, nothing outside C written", () => {
+  using env = setup();
+  using pitched = new PitchedPool(env.context);
+  using handle = CublasHandle.create(env.context, { api: env.cublas.api });
+  for (const mode of modes) {
+    const { input, output } = modeTypes(mode);
+    using bigA = pitched.alloc(20, 30, { elementType: input });
+    using bigB = pitched.alloc(30, 20, { elementType: input });
+    using bigC = pitched.alloc(20, 20, { elementType: output });
+    bigC.fill(0xff);
+    const [m, k, n] = [13, 17, 9];
+    const a = Matrix.fromPitched(bigA.view(3, m, 1, k));
+    const b = Matrix.fromPitched(bigB.view(1, k, 7, n));
+    const c = Matrix.fromPitched(bigC.view(5, m, 2, n));
+    assert.equal(a.ld, bigA.pitch / a.elementSize);
+    assert.equal(c.byteOffset, 5 * bigC.pitch + 2 * c.elementSize);
+    const hostA = randomMatrix(m, k, input);
+    const hostB = randomMatrix(k, n, input);
+    a.upload(hostA);
+    b.upload(hostB);
+    handle.setMathMode(mode === "tf32" ? "tf32" : "default");
+    if (input === "f32") handle.gemm(a, b, c);
+    else handle.gemmEx(a, b, c);
+    const error = relativeError(c.download(), hostA, hostB, m, n, k, sampleRows(m, n, k));
+    assert.ok(error < tolerance[mode], `${mode}: relative error ${error}`);
+    assertOutsideUntouched(bigC, [c], mode);
+  }
 });
