@@ -1,0 +1,180 @@
+// cuBLAS GEMM through gpuffi against PyTorch's torch.matmul on the same GPU in the same run:
+//  - throughput for n ∈ {64, 256, 1024, 4096, 8192} × {fp32, tf32, fp16, bf16}: CUDA events
+//    around `iters` back-to-back n×n GEMMs on one stream, median of repeats, as TFLOP/s; goal
+//    ratio ≥ 0.99 of PyTorch's for n ≥ 1024;
+//  - issue time at n = 64: host µs to enqueue one GEMM while the GPU keeps up; goal ≤ half of
+//    torch.matmul's.
+// Random operands in [-1, 1), row-major, output in the operand type (as torch.matmul gives).
+//   bun bench/gemm.bench.ts RESULTS_DIR      (also: deno run -A …, node --import tsx …)
+// Prints a table and a `#bench {json}` line; writes gemm-<runtime>.md and .json into RESULTS_DIR.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { runtimeName, runtimeVersion } from "../src/ffi/index.ts";
+import { CublasHandle, CudaContext, Matrix, type MatrixDtype } from "../src/cuda/index.ts";
+
+type Mode = "fp32" | "tf32" | "fp16" | "bf16";
+const modes: readonly Mode[] = ["fp32", "tf32", "fp16", "bf16"];
+const sizes = [64, 256, 1024, 4096, 8192];
+const repeats = 7;
+const issue = { n: 64, calls: 2000, modes };
+const dtypeOf: Record<Mode, MatrixDtype> = { fp32: "f32", tf32: "f32", fp16: "f16", bf16: "bf16" };
+
+/** Enough GEMMs per timing that it spans well over the event resolution (about 100 ms of work at H100 speed, 10–2000 calls). */
+function itersFor(mode: Mode, n: number): number {
+  const flopsPerSecond = mode === "fp32" ? 50e12 : mode === "tf32" ? 400e12 : 700e12;
+  return Math.max(10, Math.min(2000, Math.round((0.1 * flopsPerSecond) / (2 * n ** 3))));
+}
+
+const resultsDir = process.argv[2];
+if (!resultsDir) throw new Error("usage: bench/gemm.bench.ts RESULTS_DIR");
+
+let seed = (Date.now() ^ 0x5bd1e995) >>> 0 || 1;
+function randomValues(count: number): Float32Array {
+  const out = new Float32Array(count);
+  let x = seed;
+  for (let i = 0; i < count; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = (x >>> 0) / 2 ** 31 - 1;
+  }
+  seed = x >>> 0 || 1;
+  return out;
+}
+
+using context = CudaContext.create();
+using stream = context.createStream({ nonBlocking: true });
+// NVIDIA's recommended workspace on Hopper; PyTorch gives cuBLAS one of this size too.
+using handle = CublasHandle.create(context, { stream, workspace: 32 * 2 ** 20 });
+using start = context.createEvent();
+using end = context.createEvent();
+
+function operands(mode: Mode, n: number): [Matrix, Matrix, Matrix] {
+  const dtype = dtypeOf[mode];
+  handle.setMathMode(mode === "tf32" ? "tf32" : "default");
+  const make = (random: boolean) => {
+    const matrix = Matrix.alloc(context, n, n, { dtype });
+    if (random) matrix.upload(randomValues(n * n));
+    return matrix;
+  };
+  return [make(true), make(true), make(false)];
+}
+
+function gemmCall(mode: Mode, a: Matrix, b: Matrix, c: Matrix): () => void {
+  return mode === "fp32" || mode === "tf32" ? () => handle.gemm(a, b, c) : () => handle.gemmEx(a, b, c);
+}
+
+const median = (values: number[]) => [...values].sort((x, y) => x - y)[values.length >> 1]!;
+
+function throughput(mode: Mode, n: number, iters: number) {
+  const [a, b, c] = operands(mode, n);
+  try {
+    const call = gemmCall(mode, a, b, c);
+    for (let i = 0; i < 3; i++) call();
+    stream.synchronize();
+    const times: number[] = [];
+    for (let r = 0; r < repeats; r++) {
+      start.record(stream);
+      for (let i = 0; i < iters; i++) call();
+      end.record(stream);
+      end.synchronize();
+      times.push(end.elapsedSince(start) / iters);
+    }
+    const ms = median(times);
+    return { mode, n, iters, ms, tflops: (2 * n ** 3) / (ms * 1e-3) / 1e12 };
+  } finally {
+    for (const m of [a, b, c]) m.dispose();
+  }
+}
+
+function issueTime(mode: Mode) {
+  const [a, b, c] = operands(mode, issue.n);
+  try {
+    const call = gemmCall(mode, a, b, c);
+    call();
+    stream.synchronize();
+    const times: number[] = [];
+    for (let r = 0; r < repeats; r++) {
+      const t0 = performance.now();
+      for (let i = 0; i < issue.calls; i++) call();
+      times.push(((performance.now() - t0) * 1000) / issue.calls);
+      stream.synchronize();
+    }
+    return { mode, n: issue.n, calls: issue.calls, us: median(times) };
+  } finally {
+    for (const m of [a, b, c]) m.dispose();
+  }
+}
+
+interface TorchResult {
+  torch: string;
+  cuda: string;
+  device: string;
+  cases: { mode: Mode; n: number; ms: number; tflops: number }[];
+  issue: { mode: Mode; matmulUs: number; matmulOutUs: number }[];
+}
+
+const cases = modes.flatMap((mode) => sizes.map((n) => ({ mode, n, iters: itersFor(mode, n) })));
+const ours = cases.map(({ mode, n, iters }) => throughput(mode, n, iters));
+const oursIssue = modes.map(issueTime);
+
+// PyTorch runs in a process of its own on the same GPU, after gpuffi's matrices are freed.
+let torch: TorchResult | undefined;
+let torchError: string | undefined;
+try {
+  const script = fileURLToPath(new URL("./torch_matmul.py", import.meta.url));
+  const output = execFileSync("python3", [script, JSON.stringify({ cases, repeats, issue })], { encoding: "utf8", maxBuffer: 1 << 24, stdio: ["ignore", "pipe", "inherit"] });
+  torch = JSON.parse(output.trim().split("\n").at(-1)!) as TorchResult;
+} catch (error) {
+  torchError = (error as Error).message.split("\n")[0];
+}
+
+const rows = ours.map((o, i) => {
+  const t = torch?.cases[i];
+  return { ...o, torchTflops: t?.tflops, ratio: t ? o.tflops / t.tflops : undefined, goal: o.n >= 1024 ? 0.99 : undefined };
+});
+const issueRows = oursIssue.map((o, i) => {
+  const t = torch?.issue[i];
+  return { ...o, torchMatmulUs: t?.matmulUs, torchMatmulOutUs: t?.matmulOutUs, ratio: t ? o.us / t.matmulUs : undefined, goal: 0.5 };
+});
+const info = context.info();
+const figures = {
+  date: new Date().toISOString(),
+  runtime: runtimeVersion(),
+  device: info.name,
+  cudaRuntime: `${context.runtimeVersion.major}.${context.runtimeVersion.minor}`,
+  cublas: `${handle.version.major}.${handle.version.minor}.${handle.version.patch}`,
+  cublasPath: handle.api.path,
+  torch: torch ? { version: torch.torch, cuda: torch.cuda, device: torch.device } : { error: torchError },
+  command: `${runtimeName} bench/gemm.bench.ts ${resultsDir}`,
+  method: `CUDA events around back-to-back n×n GEMMs on one stream, median of ${repeats}; torch.matmul(a, b, out=c) timed the same way`,
+  throughput: rows,
+  issue: issueRows,
+};
+
+const f = (x: number | undefined, digits = 1) => (x === undefined ? "–" : x.toFixed(digits));
+const verdict = (ratio: number | undefined, goal: number | undefined, atLeast: boolean) =>
+  ratio === undefined || goal === undefined ? "" : (atLeast ? ratio >= goal : ratio <= goal) ? " ✓" : " ✗";
+const markdown = `# cuBLAS GEMM through gpuffi vs torch.matmul
+
+${figures.date} · ${figures.runtime} · ${figures.device} · CUDA ${figures.cudaRuntime} · cuBLAS ${figures.cublas} · PyTorch ${torch ? `${torch.torch} (CUDA ${torch.cuda})` : `not measured: ${torchError}`}
+Command: \`${figures.command}\`. ${figures.method}.
+
+| mode | n | iters | gpuffi TFLOP/s | PyTorch TFLOP/s | ratio (goal ≥ 0.99 for n ≥ 1024) |
+|---|---:|---:|---:|---:|---:|
+${rows.map((r) => `| ${r.mode} | ${r.n} | ${r.iters} | ${f(r.tflops)} | ${f(r.torchTflops)} | ${f(r.ratio, 3)}${verdict(r.ratio, r.goal, true)} |`).join("\n")}
+
+Issue time, n = ${issue.n} (host µs per enqueued GEMM, median of ${repeats} loops of ${issue.calls}):
+
+| mode | gpuffi | torch.matmul(a, b) | torch.matmul(a, b, out=c) | gpuffi / torch.matmul (goal ≤ 0.5) |
+|---|---:|---:|---:|---:|
+${issueRows.map((r) => `| ${r.mode} | ${f(r.us, 2)} | ${f(r.torchMatmulUs, 2)} | ${f(r.torchMatmulOutUs, 2)} | ${f(r.ratio, 3)}${verdict(r.ratio, r.goal, false)} |`).join("\n")}
+`;
+console.log(markdown);
+console.log(`#bench ${JSON.stringify(figures)}`);
+mkdirSync(resultsDir, { recursive: true });
+writeFileSync(join(resultsDir, `gemm-${runtimeName}.md`), markdown);
+writeFileSync(join(resultsDir, `gemm-${runtimeName}.json`), `${JSON.stringify(figures, null, 2)}\n`);
