@@ -91,6 +91,8 @@ export const cudartSymbols = defineSymbols({
   // so the JS memory is free again when the call returns.
   cudaMemcpyAsyncFromJs: { symbol: "cudaMemcpyAsync", parameters: ["ptr", "buffer", "usize", "i32", "ptr"], result: "i32" },
   cudaMemcpyAsyncToJs: { symbol: "cudaMemcpyAsync", parameters: ["buffer", "ptr", "usize", "i32", "ptr"], result: "i32" },
+  // cudaError_t cudaMemcpyPeerAsync(void *dst, int dstDevice, const void *src, int srcDevice, size_t count, cudaStream_t stream);
+  cudaMemcpyPeerAsync: { parameters: ["ptr", "i32", "ptr", "i32", "usize", "ptr"], result: "i32" },
   // cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height, enum cudaMemcpyKind kind, cudaStream_t stream);
   cudaMemcpy2DAsync: { parameters: ["ptr", "usize", "ptr", "usize", "usize", "usize", "i32", "ptr"], result: "i32" },
   // cudaError_t cudaMemsetAsync(void *devPtr, int value, size_t count, cudaStream_t stream);
@@ -101,6 +103,12 @@ export const cudartSymbols = defineSymbols({
   cudaMallocAsync: { parameters: ["buffer", "usize", "ptr"], result: "i32" },
   // cudaError_t cudaFreeAsync(void *devPtr, cudaStream_t hStream);
   cudaFreeAsync: { parameters: ["ptr", "ptr"], result: "i32" },
+  // cudaError_t cudaDeviceCanAccessPeer(int *canAccessPeer, int device, int peerDevice);
+  cudaDeviceCanAccessPeer: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  // cudaError_t cudaDeviceEnablePeerAccess(int peerDevice, unsigned int flags);
+  cudaDeviceEnablePeerAccess: { parameters: ["i32", "u32"], result: "i32" },
+  // cudaError_t cudaDeviceDisablePeerAccess(int peerDevice);
+  cudaDeviceDisablePeerAccess: { parameters: ["i32"], result: "i32" },
   // cudaError_t cudaDriverGetVersion(int *driverVersion);
   cudaDriverGetVersion: { parameters: ["buffer"], result: "i32" },
   // cudaError_t cudaRuntimeGetVersion(int *runtimeVersion);

@@ -5,3 +5,4 @@ export { NcclError, NcclResult, ncclResultName } from "./nccl-errors.ts";
 export { NcclDataType, NcclReduceOp, type NcclDataTypeName, type NcclReduceOpName, type NcclVersion, decodeNcclVersion, formatNcclVersion } from "./nccl-types.ts";
 export { ncclSpec, ncclSymbols, ncclUniqueIdBytes } from "./nccl-library.ts";
 export { RendezvousServer, RendezvousError, type RendezvousFailure, type RendezvousOptions, type ServeOptions, fetchUniqueId, rendezvous, rendezvousVersion } from "./rendezvous.ts";
+export { type PeerDevice, type PeerCopyOptions, type PeerTopology, canAccessPeer, enablePeerAccess, disablePeerAccess, copyPeer, peerTopology, formatPeerTopology } from "./peer.ts";

@@ -3,7 +3,8 @@
 // groups, async errors, abort, and a communicator destroyed before its context's memory and streams.
 import assert from "node:assert/strict";
 import { test } from "../harness.ts";
-import { DisposedError, defineSymbols, openLibrary } from "../../src/ffi/index.ts";
+import { DisposedError, defineSymbols, encodeStruct, openLibrary } from "../../src/ffi/index.ts";
+import { ncclUniqueIdStruct } from "../../src/cuda/nccl-library.ts";
 import {
   CudaArgumentError,
   CudaContext,
@@ -41,6 +42,12 @@ test("versions decode in both of NCCL's encodings; the unique id is 128 bytes", 
   assert.deepEqual(decodeNcclVersion(2708), { major: 2, minor: 7, patch: 8, code: 2708 });
   assert.equal(fake.nccl.uniqueId().byteLength, 128);
   context.dispose();
+});
+
+test("the unique id goes to ncclCommInitRank by value as its 128 bytes, byte for byte", () => {
+  const id = Uint8Array.from({ length: 128 }, (_, i) => 255 - i);
+  assert.deepEqual([ncclUniqueIdStruct.size, ncclUniqueIdStruct.alignment], [128, 1]);
+  assert.deepEqual(encodeStruct(ncclUniqueIdStruct, { internal: id }), id);
 });
 
 test("initRank checks nranks, rank and the unique id before calling NCCL", () => {
