@@ -9,3 +9,4 @@ export { Batch } from "./batch.ts";
 export { expectedVersions } from "./bindings.ts";
 export * from "./convert/index.ts";
 export { type MergeAdapter, type MergeOptions, type MergeResult, mergeLoraFiles, mergeLoraSpecs } from "./merge.ts";
+export { type FileTensor, type UploadOptions, type UploadRange, type UploadStats, fileTensors, uploadFileRanges, uploadTensors } from "./upload.ts";

@@ -1,0 +1,131 @@
+// Streamed upload of a ≥ 2 GB file to the GPU (src/lora/upload.ts) against, in the same run:
+//  - pageable cudaMemcpy: DeviceBuffer.write from a JS buffer (CUDA stages it synchronously);
+//  - pinned cudaMemcpy: DeviceBuffer.copyFrom a pinned buffer (the PCIe ceiling);
+//  - the naive file path: read into a JS buffer, then a pageable write.
+// The file is written first and read once, so it is in the page cache: the figures are about
+// copies, not the disk. Goal (issue #8): streamed ≥ 5× pageable.
+//   <runtime> bench/upload.bench.ts [OUT_DIR]     GPUFFI_UPLOAD_BYTES=N to change the size
+// On Node, reads run on libuv's pool (4 threads unless UV_THREADPOOL_SIZE says otherwise).
+import { open, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { runtimeName, runtimeVersion } from "../src/ffi/index.ts";
+import { CudaContext, PinnedPool } from "../src/cuda/index.ts";
+import { uploadFileRanges } from "../src/lora/index.ts";
+import { probeGpu } from "../test/cuda/gpu-probe.ts";
+
+const reason = probeGpu().reason;
+if (reason !== undefined) {
+  console.log(`upload bench skipped: ${reason}`);
+  process.exit(0);
+}
+
+const outDir = process.argv[2];
+const size = Number(process.env.GPUFFI_UPLOAD_BYTES ?? 2 ** 31);
+const block = 256 * 2 ** 20;
+const path = join(tmpdir(), `gpuffi-upload-bench-${process.pid}.bin`);
+
+/** Deterministic, incompressible-looking bytes. */
+function fillBlock(bytes: Uint8Array, seed: number): void {
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  let x = seed | 1;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    words[i] = x >>> 0;
+  }
+}
+
+const scratch = new Uint8Array(block);
+{
+  const file = await open(path, "w");
+  for (let at = 0; at < size; at += block) {
+    fillBlock(scratch, at / block + 1);
+    await file.write(scratch, 0, Math.min(block, size - at), at);
+  }
+  await file.close();
+}
+
+/** Reads the whole file through `buffer`, calling `each` per block: the page-cache warm-up and the naive path. */
+async function readBlocks(each: (bytes: Uint8Array, at: number) => void): Promise<void> {
+  const file = await open(path, "r");
+  try {
+    for (let at = 0; at < size; at += block) {
+      const length = Math.min(block, size - at);
+      const { bytesRead } = await file.read(scratch, 0, length, at);
+      if (bytesRead !== length) throw new Error("short read");
+      each(scratch.subarray(0, length), at);
+    }
+  } finally {
+    await file.close();
+  }
+}
+
+/** Best of `rounds` runs, in GB/s (10^9 bytes per second). */
+async function gbps(run: () => Promise<void> | void, rounds = 3): Promise<number> {
+  let best = Infinity;
+  for (let i = 0; i < rounds; i++) {
+    const start = performance.now();
+    await run();
+    best = Math.min(best, performance.now() - start);
+  }
+  return size / (best * 1e6);
+}
+
+try {
+  await readBlocks(() => {});
+  using context = CudaContext.create({ device: 0 });
+  using device = context.alloc(size);
+  using pinned = context.allocPinned(block);
+  fillBlock(pinned.bytes(), 99);
+  fillBlock(scratch, 98);
+  const everyBlock = (copy: (at: number, length: number) => void) => () => {
+    for (let at = 0; at < size; at += block) copy(at, Math.min(block, size - at));
+  };
+  const pageable = await gbps(everyBlock((at, length) => device.write(scratch.subarray(0, length), { offset: at })));
+  const pinnedCopy = await gbps(everyBlock((at, length) => device.copyFrom(pinned, { dstOffset: at, byteLength: length })));
+  const naive = await gbps(() => readBlocks((bytes, at) => device.write(bytes, { offset: at })));
+
+  using pool = new PinnedPool(context);
+  const streamed: { chunkMiB: number; slots: number; gbps: number }[] = [];
+  for (const [chunkMiB, slots] of [[8, 4], [32, 4], [64, 4], [32, 8], [64, 8]] as const) {
+    const figure = await gbps(async () => {
+      await uploadFileRanges(context, path, [{ offset: 0, byteLength: size, target: device }], { chunkBytes: chunkMiB * 2 ** 20, slots, pool });
+    });
+    streamed.push({ chunkMiB, slots, gbps: figure });
+  }
+  // The last upload must have delivered the file: compare a block at each end and in the middle.
+  for (const at of [0, Math.floor(size / block / 2) * block, Math.floor((size - 1) / block) * block]) {
+    const length = Math.min(block, size - at);
+    fillBlock(scratch, at / block + 1);
+    const got = device.read(new Uint8Array(length), { offset: at });
+    if (!Buffer.from(got).equals(Buffer.from(scratch.subarray(0, length)))) throw new Error(`device data differs from the file at block ${at / block}`);
+  }
+
+  const best = streamed.reduce((a, b) => (b.gbps > a.gbps ? b : a));
+  const figures = {
+    runtime: `${runtimeName} ${runtimeVersion()}`,
+    device: context.info().name,
+    bytes: size,
+    pageableGBps: pageable,
+    pinnedGBps: pinnedCopy,
+    naiveFileGBps: naive,
+    streamed,
+    bestStreamedGBps: best.gbps,
+    speedupVsPageable: best.gbps / pageable,
+    goalMet: best.gbps >= 5 * pageable,
+  };
+  const lines = [
+    `upload bench: ${(size / 1e9).toFixed(2)} GB file (page cache), ${figures.device}, ${figures.runtime}`,
+    `  pageable cudaMemcpy (DeviceBuffer.write)      ${pageable.toFixed(2)} GB/s`,
+    `  pinned cudaMemcpy (copyFrom pinned)           ${pinnedCopy.toFixed(2)} GB/s`,
+    `  naive file → JS buffer → pageable write       ${naive.toFixed(2)} GB/s`,
+    ...streamed.map((s) => `  streamed upload ${String(s.chunkMiB).padStart(2)} MiB × ${s.slots} slots        ${s.gbps.toFixed(2)} GB/s (${(s.gbps / pageable).toFixed(1)}× pageable)`),
+    `  goal ≥ 5× pageable: ${figures.goalMet ? "met" : "NOT met"} (best ${figures.speedupVsPageable.toFixed(1)}×)`,
+  ];
+  console.log(lines.join("\n"));
+  console.log(`#bench ${JSON.stringify(figures)}`);
+  if (outDir !== undefined) await writeFile(join(outDir, `upload-${runtimeName}.json`), JSON.stringify(figures, null, 2));
+} finally {
+  await rm(path, { force: true });
+}
