@@ -212,7 +212,9 @@ test("synchronized aborts and throws on an asynchronous error, and on its timeou
   for (const failure of ["async", "timeout"] as const) {
     // Deferred: the memset stays queued, so the stream never reports done.
     const { cudart, fake, context, stream, comm } = setup(1, 0, undefined, true);
-    context.alloc(16).fill(1, { stream });
+    // Held until the end: a collected buffer's cudaFree would run the queue and finish the stream.
+    const pending = context.alloc(16);
+    pending.fill(1, { stream });
     if (failure === "async") fake.asyncError = NcclResult.remoteError;
     const waiting = comm.synchronized(stream, { timeoutMs: 50 });
     await assert.rejects(waiting, failure === "async"
@@ -220,7 +222,9 @@ test("synchronized aborts and throws on an asynchronous error, and on its timeou
       : (e: unknown) => e instanceof CudaStateError && /did not finish within 50 ms; the communicator was aborted/.test((e as Error).message));
     assert.ok(comm.disposed, "aborted");
     assert.equal(fake.calls.at(-1)!.name, "ncclCommAbort");
+    assert.equal(stream.query(), false, "still pending when the wait gave up");
     cudart.runQueued();
+    pending.dispose();
     context.dispose();
   }
 });
