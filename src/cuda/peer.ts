@@ -108,13 +108,13 @@ export interface PeerTopology {
 }
 
 /**
- * The peer-access matrix of every visible device, asked through `context`'s runtime (for
- * `gpuffi doctor`, which lists the devices' names itself). The diagonal is false, as CUDA
- * reports it. Creates no context on the other devices.
+ * The peer-access matrix of every visible device (for `gpuffi doctor`, which lists the devices'
+ * names itself). The diagonal is false, as CUDA reports it. Given a CudaRuntime instead of a
+ * context it creates no CUDA context at all, as doctor needs: cudaDeviceCanAccessPeer asks the
+ * driver about two ordinals and needs none.
  */
-export function peerTopology(context: CudaContext): PeerTopology {
-  context.assertUsable();
-  const { runtime } = context;
+export function peerTopology(source: CudaContext | CudaRuntime): PeerTopology {
+  const runtime = "assertUsable" in source ? (source.assertUsable(), source.runtime) : source;
   const deviceCount = runtime.deviceCount();
   const out = Out.i32();
   const ordinals = Array.from({ length: deviceCount }, (_, i) => i);

@@ -110,6 +110,7 @@ test("peerTopology is the matrix of every pair; the text marks P2P and the diago
   const topology = peerTopology(context);
   assert.equal(topology.deviceCount, 3);
   assert.deepEqual(topology.access, [[false, true, true], [true, false, true], [true, true, false]]);
+  assert.deepEqual(peerTopology(runtime), topology, "from the runtime alone, without a context");
   assert.equal(formatPeerTopology(topology), ["     GPU0 GPU1 GPU2", "GPU0 X    P2P  P2P", "GPU1 P2P  X    P2P", "GPU2 P2P  P2P  X"].join("\n"));
 });
 
