@@ -69,7 +69,8 @@ function randomElements(dtype: NcclDataTypeName, count: number): Uint8Array {
 
 function assertSame(actual: Uint8Array, expected: Uint8Array, what: string): void {
   const at = firstDifference(actual, expected);
-  assert.equal(at, -1, `${what}: first difference at byte ${at} of ${expected.byteLength}`);
+  const around = (bytes: Uint8Array) => Array.from(bytes.subarray(at - (at % 4), at - (at % 4) + 12), (b) => b.toString(16).padStart(2, "0")).join(" ");
+  assert.equal(at, -1, `${what}: first difference at byte ${at} of ${expected.byteLength} (got ${around(actual)}, expected ${around(expected)})`);
 }
 
 function oneRank(context: CudaContext): NcclCommunicator {
