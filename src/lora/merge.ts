@@ -1,8 +1,9 @@
 // Merging LoRA adapters into a base model: W' = W + Σ scale·(alpha/r)·B·A for every adapted
 // tensor, the factor exactly as llama.cpp applies it at run time (llama_adapter_lora_weight::
-// get_scale: scale·alpha/r, or just scale when alpha is 0). Each row is summed in float64,
-// rounded to float32 and then to the base tensor's type. Files are merged tensor by tensor: only the tensor
-// being merged and the adapters' pairs for it are in memory.
+// get_scale: scale·alpha/r, or just scale when alpha is 0). On the CPU each row is summed in
+// float64 and rounded to float32, then to the base tensor's type; a MergeDevice (merge-cuda.ts)
+// may do the arithmetic elsewhere. Files are merged tensor by tensor: only the tensor being
+// merged and the adapters' pairs for it are in memory.
 import { type GgufMetadata, type GgufSpec, type GgufTensorSpec, type GgufValue, ggmlTypeInfo, openGguf, type GgufFile } from "../formats/index.ts";
 import { LoraShapeError, QuantizedBaseError, UnsupportedAdapterError } from "./convert/errors.ts";
 import { decodeFloats, encodeFloats, isFloatType } from "./convert/float-data.ts";
@@ -78,12 +79,44 @@ function transpose(values: Float32Array, rows: number, cols: number): Float32Arr
   return out;
 }
 
+/** ΔW = factor·left·right, left nOut × rank and right rank × nIn, both row-major. */
+export interface MergeTerm {
+  readonly left: Float32Array;
+  readonly right: Float32Array;
+  readonly rank: number;
+  readonly factor: number;
+}
+
+/** Where W + Σ factor·left·right is computed: the CPU (default) or a GPU (merge-cuda.ts). */
+export interface MergeDevice {
+  /** `weight` is nOut rows of nIn, row-major; returns the merged values (may reuse `weight`). */
+  addDeltas(weight: Float32Array, nIn: number, nOut: number, terms: readonly MergeTerm[]): Promise<Float32Array>;
+}
+
+/** The CPU: each row summed in float64, rounded once to float32. */
+export const cpuMergeDevice: MergeDevice = {
+  addDeltas(w, nIn, nOut, terms) {
+    const out = new Float32Array(w.length);
+    const row = new Float64Array(nIn);
+    for (let o = 0; o < nOut; o++) {
+      for (let i = 0; i < nIn; i++) row[i] = w[o * nIn + i]!;
+      for (const { left, right, rank, factor } of terms) {
+        for (let k = 0; k < rank; k++) {
+          const scaled = factor * left[o * rank + k]!;
+          const base = k * nIn;
+          for (let i = 0; i < nIn; i++) row[i]! += scaled * right[base + i]!;
+        }
+      }
+      out.set(row, o * nIn);
+    }
+    return Promise.resolve(out);
+  },
+};
+
 /** The merged bytes of one base tensor (ggml shape [nIn, nOut]: nOut rows of nIn). */
-async function mergeTensor(weight: TensorRef, bytes: Uint8Array, deltas: readonly Delta[]): Promise<Uint8Array> {
+async function mergeTensor(weight: TensorRef, bytes: Uint8Array, deltas: readonly Delta[], device: MergeDevice): Promise<Uint8Array> {
   const [nIn, nOut] = weight.shape as [number, number];
-  const w = decodeFloats(bytes, weight.type);
-  // Per delta: left [nOut rows of rank] and right [rank rows of nIn], so that ΔW[o][i] = Σk left[o][k]·right[k][i].
-  const terms = await Promise.all(deltas.map(async ({ adapter, a, b, rank }) => {
+  const terms = await Promise.all(deltas.map(async ({ adapter, a, b, rank }): Promise<MergeTerm> => {
     const valuesA = decodeFloats(await adapter.read(a.name), a.type);
     const valuesB = decodeFloats(await adapter.read(b.name), b.type);
     const factor = adapter.alpha === 0 ? adapter.scale : adapter.scale * adapter.alpha / rank;
@@ -93,20 +126,7 @@ async function mergeTensor(weight: TensorRef, bytes: Uint8Array, deltas: readonl
       ? { left: valuesA, right: transpose(valuesB, nIn, rank), rank, factor }
       : { left: valuesB, right: valuesA, rank, factor };
   }));
-  const out = new Float32Array(w.length);
-  const row = new Float64Array(nIn);
-  for (let o = 0; o < nOut; o++) {
-    for (let i = 0; i < nIn; i++) row[i] = w[o * nIn + i]!;
-    for (const { left, right, rank, factor } of terms) {
-      for (let k = 0; k < rank; k++) {
-        const scaled = factor * left[o * rank + k]!;
-        const base = k * nIn;
-        for (let i = 0; i < nIn; i++) row[i]! += scaled * right[base + i]!;
-      }
-    }
-    out.set(row, o * nIn);
-  }
-  return encodeFloats(out, weight.type);
+  return encodeFloats(await device.addDeltas(decodeFloats(bytes, weight.type), nIn, nOut, terms), weight.type);
 }
 
 export interface MergeAdapter {
@@ -116,6 +136,8 @@ export interface MergeAdapter {
 }
 
 export interface MergeOptions {
+  /** Where the arithmetic runs (default: the CPU). */
+  readonly device?: MergeDevice;
   /** Called after each tensor with the bytes written so far and the total. */
   readonly onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
@@ -147,7 +169,7 @@ export async function mergeLoraFiles(basePath: string, adapters: readonly MergeA
       const info = base.tensors[i]!;
       const bytes = await base.readTensor(info.name);
       const deltas = plan.get(info.name);
-      const out = deltas === undefined ? bytes : await mergeTensor(info, bytes, deltas);
+      const out = deltas === undefined ? bytes : await mergeTensor(info, bytes, deltas, options.device ?? cpuMergeDevice);
       options.onProgress?.((done += info.byteLength), total);
       return out;
     });
@@ -158,7 +180,7 @@ export async function mergeLoraFiles(basePath: string, adapters: readonly MergeA
 }
 
 /** In-memory counterpart of {@link mergeLoraFiles}: `base` with each adapter spec merged at its scale. */
-export async function mergeLoraSpecs(base: GgufSpec, adapters: readonly { spec: GgufSpec; scale?: number }[]): Promise<GgufSpec> {
+export async function mergeLoraSpecs(base: GgufSpec, adapters: readonly { spec: GgufSpec; scale?: number }[], device: MergeDevice = cpuMergeDevice): Promise<GgufSpec> {
   const sources = adapters.map(({ spec, scale = 1 }, i): AdapterSource => {
     const label = `adapter ${i}`;
     const byName = new Map(spec.tensors.map((t) => [t.name, t]));
@@ -169,7 +191,7 @@ export async function mergeLoraSpecs(base: GgufSpec, adapters: readonly { spec: 
   const tensors: GgufTensorSpec[] = [];
   for (const tensor of base.tensors) {
     const deltas = plan.get(tensor.name);
-    tensors.push(deltas === undefined ? tensor : { ...tensor, data: await mergeTensor(tensor, tensor.data, deltas) });
+    tensors.push(deltas === undefined ? tensor : { ...tensor, data: await mergeTensor(tensor, tensor.data, deltas, device) });
   }
   return { ...base, tensors };
 }
