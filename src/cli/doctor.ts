@@ -7,7 +7,6 @@ import {
   type DeviceInfo,
   checkCompatibility,
   cudaRuntime,
-  cudaToolkitDirs,
   cudartSpec,
   deviceInfo,
   formatCudaVersion,
@@ -16,10 +15,11 @@ import {
 } from "../cuda/index.ts";
 import { existsSync } from "node:fs";
 import { llamaSpec } from "../lora/bindings.ts";
+import { cublasSpec } from "../cuda/cublas-library.ts";
+import { ncclSpec } from "../cuda/nccl-library.ts";
+import { type PeerTopology, formatPeerTopology, peerTopology } from "../cuda/peer.ts";
 import { type CliIO, type Command, parseCommandArgs, toJson } from "./command.ts";
 
-// Where cuBLAS (#6) would be looked for; doctor only locates cuBLAS and llama.cpp, it does not load them.
-const cublasSpec: LibrarySpec = { name: "libcublas", sonames: ["libcublas.so.13", "libcublas.so.12"], envVar: "GPUFFI_CUBLAS", searchDirs: cudaToolkitDirs, hint: "" };
 
 export interface LibraryReport {
   readonly found: boolean;
@@ -34,12 +34,15 @@ export interface DoctorReport {
   readonly cudart: LibraryReport;
   readonly driver: { readonly cudaVersion?: string; readonly linuxVersion?: string; readonly libcuda: LibraryReport };
   readonly cublas: LibraryReport;
+  readonly nccl: LibraryReport;
   readonly llama: LibraryReport;
   readonly devices: readonly DeviceInfo[];
+  /** Which GPUs can reach which directly (null with fewer than two). */
+  readonly peers: PeerTopology | null;
   readonly verdict: { readonly ok: boolean; readonly level: string; readonly problems: readonly string[]; readonly warnings: readonly string[] };
 }
 
-/** The first candidate file that exists, without opening it (opening cuBLAS alone costs ~100 ms). */
+/** The first candidate file that exists, without opening it (doctor only locates cuBLAS, NCCL and llama.cpp: opening cuBLAS alone costs ~100 ms). */
 function locate(spec: LibrarySpec): LibraryReport {
   for (const candidate of candidatePaths(spec)) {
     if (candidate.rejected) continue;
@@ -54,6 +57,7 @@ export function doctorReport(): DoctorReport {
   const report = {
     runtime: runtimeVersion(),
     cublas: locate(cublasSpec),
+    nccl: locate(ncclSpec),
     llama: locate(llamaSpec),
     driver: { libcuda: locate(libcudaSpec), linuxVersion: linuxDriverVersion() } as DoctorReport["driver"],
   };
@@ -65,6 +69,7 @@ export function doctorReport(): DoctorReport {
       ...report,
       cudart: { found: false, error: message(error) },
       devices: [],
+      peers: null,
       verdict: { ok: false, level: "incompatible", problems: [`libcudart could not be loaded: ${message(error).split("\n")[0]} (${cudartSpec.hint})`], warnings: [] },
     };
   }
@@ -82,11 +87,20 @@ export function doctorReport(): DoctorReport {
     }
     if (devices.length === 0 && problems.length === 0) problems.push("no CUDA device is visible to this process");
   }
+  let peers: PeerTopology | null = null;
+  if (devices.length >= 2) {
+    try {
+      peers = peerTopology(runtime);
+    } catch (error) {
+      problems.push(`peer access could not be queried: ${message(error)}`);
+    }
+  }
   return {
     ...report,
     cudart: { found: true, path: runtime.path, version: formatCudaVersion(runtimeCuda) },
     driver: { ...report.driver, ...(driverCuda ? { cudaVersion: formatCudaVersion(driverCuda) } : {}) },
     devices,
+    peers,
     verdict: { ok: problems.length === 0, level: problems.length === 0 ? verdict.level : "incompatible", problems, warnings: verdict.warnings },
   };
 }
@@ -107,10 +121,12 @@ function describe(report: DoctorReport): string {
     `driver: ${report.driver.linuxVersion ?? "no NVIDIA kernel module found"}${report.driver.cudaVersion ? ` (supports CUDA ${report.driver.cudaVersion})` : ""}`,
     library("libcuda", report.driver.libcuda),
     library("libcublas", report.cublas),
+    library("libnccl", report.nccl),
     library("libllama", report.llama),
     `devices: ${report.devices.length === 0 ? "none" : ""}`,
     ...report.devices.map((d) =>
       `  ${d.ordinal}: ${d.name}, compute ${d.computeCapability.major}.${d.computeCapability.minor}, ${gib(d.totalMemory)}, ${d.multiProcessorCount} SMs, ${d.pciBusId}, ${d.uuid}`),
+    ...(report.peers ? ["peer access:", formatPeerTopology(report.peers)] : []),
     ...report.verdict.warnings.map((w) => `warning: ${w}`),
     ...report.verdict.problems.map((p) => `problem: ${p}`),
     report.verdict.ok ? `verdict: OK${report.verdict.level === "minor" ? " (minor-version compatibility)" : ""}` : "verdict: CUDA work cannot run here",
