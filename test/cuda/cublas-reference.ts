@@ -51,7 +51,7 @@ export function sampleRows(m: number, n: number, k: number): number[] {
  * ‖out − ref‖ / ‖ref‖ over `rows` of C = alpha·A·B + beta·C0, with the reference in float64.
  * All arrays are row-major: A m×k, B k×n, C0 and out m×n.
  */
-export function relativeError(out: Float32Array, a: Float32Array, b: Float32Array, m: number, n: number, k: number, rows: readonly number[], alpha = 1, beta = 0, c0?: Float32Array): number {
+export function relativeError(out: Float32Array, a: Float32Array, b: Float32Array, _m: number, n: number, k: number, rows: readonly number[], alpha = 1, beta = 0, c0?: Float32Array): number {
   let diff = 0;
   let norm = 0;
   const acc = new Float64Array(n);
