@@ -51,6 +51,14 @@ test("safetensors round trip: write → read gives the same tensors and metadata
   }), { numRuns: 300 });
 });
 
+test("tensor names that are Object.prototype's own keys round-trip", async () => {
+  const names = ["__proto__", "constructor", "toString", "hasOwnProperty"];
+  const tensors = names.map((name, i) => ({ name, dtype: "U8" as const, shape: [1], data: Uint8Array.of(i) }));
+  const file = await openSafetensors(encodeSafetensors({ tensors }));
+  assert.deepEqual(file.tensors.map((t) => t.name).sort(), [...names].sort());
+  for (const [i, name] of names.entries()) assert.deepEqual(await file.readTensor(name), Uint8Array.of(i));
+});
+
 test("safetensors files are read lazily from a path", async () => {
   const dir = await mkdtemp(join(tmpdir(), "gpuffi-st-"));
   try {

@@ -27,7 +27,8 @@ function fail(field: string, detail: string): never {
 
 /** The 8-byte length and the padded JSON header. */
 function encodeHeader(spec: SafetensorsSpec): Uint8Array {
-  const header: Record<string, unknown> = {};
+  // No prototype: a tensor may be named "__proto__", which on a plain object would set the prototype.
+  const header: Record<string, unknown> = Object.create(null);
   if (spec.metadata !== undefined) {
     for (const [key, value] of Object.entries(spec.metadata)) {
       if (typeof value !== "string") fail(`__metadata__ "${key}"`, "values must be strings");
