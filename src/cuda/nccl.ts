@@ -10,7 +10,7 @@ import { CudaMemory, PinnedHostBuffer, checkRange } from "./memory.ts";
 import { ncclUniqueIdBytes } from "./nccl-library.ts";
 import { NcclError, NcclResult } from "./nccl-errors.ts";
 import { type Nccl, type NcclUniqueId, nccl as defaultNccl } from "./nccl-runtime.ts";
-import { type NcclDataTypeName, type NcclReduceOpName, checkDataType, checkReduceOp } from "./nccl-types.ts";
+import { type NcclDataTypeName, NcclReduceOp, type NcclReduceOpName, checkDataType, checkReduceOp } from "./nccl-types.ts";
 import { type RendezvousOptions, rendezvous } from "./rendezvous.ts";
 import type { CudaStream } from "./stream.ts";
 
@@ -215,11 +215,21 @@ export class NcclCommunicator extends ContextResource {
     }
   }
 
+  /**
+   * The NCCL op for `options.op`. With one rank an average is the sum: NCCL 2.28 on the H100
+   * machine left the last 3 of 100,003 float32 elements of a one-rank ncclAvg unwritten (float16
+   * and the integer types were exact), so gpuffi asks for ncclSum there.
+   */
+  #reduceOp(options: ReduceOptions, what: string): number {
+    const op = checkReduceOp(options.op ?? "sum", what);
+    return this.size === 1 && op === NcclReduceOp.avg ? NcclReduceOp.sum : op;
+  }
+
   /** Sum (or `op`) of every rank's `send` into every rank's `recv` (in place when they are the same range). */
   allReduce(send: CudaMemory, recv: CudaMemory, options: ReduceOptions): void {
     const what = "NcclCommunicator.allReduce";
     checkOptions(options, what);
-    const op = checkReduceOp(options.op ?? "sum", what);
+    const op = this.#reduceOp(options, what);
     this.#run(what, send, recv, options, (es, count) => ({ send, recv, sendBytes: count * es, recvBytes: count * es, inPlaceDelta: 0 }), "send",
       (s, r, count, dtype, stream) => this.nccl.symbols.ncclAllReduce(s, r, count, dtype, op, this.handle, stream), "ncclAllReduce");
   }
@@ -239,7 +249,7 @@ export class NcclCommunicator extends ContextResource {
   reduce(send: CudaMemory, recv: CudaMemory | null, options: ReduceOptions & RootOptions): void {
     const what = "NcclCommunicator.reduce";
     checkOptions(options, what);
-    const op = checkReduceOp(options.op ?? "sum", what);
+    const op = this.#reduceOp(options, what);
     const root = options.root;
     checkRank(root, this.size, "root", what);
     const target = this.#required(recv, this.rank === root, "recv", `${what} (rank ${this.rank} is the root)`);
@@ -254,7 +264,7 @@ export class NcclCommunicator extends ContextResource {
   reduceScatter(send: CudaMemory, recv: CudaMemory, options: ReduceOptions): void {
     const what = "NcclCommunicator.reduceScatter";
     checkOptions(options, what);
-    const op = checkReduceOp(options.op ?? "sum", what);
+    const op = this.#reduceOp(options, what);
     this.#run(what, send, recv, options, (es, count) => ({ send, recv, sendBytes: this.size * count * es, recvBytes: count * es, inPlaceDelta: -this.rank * count * es }), "recv",
       (s, r, count, dtype, stream) => this.nccl.symbols.ncclReduceScatter(s, r, count, dtype, op, this.handle, stream), "ncclReduceScatter");
   }
