@@ -5,14 +5,10 @@
 // answering CUBLAS_STATUS_INVALID_VALUE otherwise, so a wrong mapping fails the numeric tests
 // instead of being mirrored by the fake. Every call is recorded with its arguments.
 import { nativeView, type Pointer } from "../../src/ffi/index.ts";
+import { type RecordedCall, recordingSymbols } from "./recording-symbols.ts";
 import { type CublasApi, type CublasSymbols, type CudartApi, CudaRuntime } from "../../src/cuda/index.ts";
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../src/formats/half.ts";
 import { fakeCudart } from "./fake-cudart.ts";
-
-export interface FakeCall {
-  readonly name: string;
-  readonly args: readonly unknown[];
-}
 
 export interface HandleState {
   stream: Pointer;
@@ -24,7 +20,7 @@ export interface HandleState {
 
 export interface FakeCublas {
   readonly api: CublasApi;
-  readonly calls: FakeCall[];
+  readonly calls: RecordedCall[];
   readonly handles: Map<Pointer, HandleState>;
   /** The status the next call of that name returns instead of running. */
   readonly failNext: Map<string, number>;
@@ -115,7 +111,7 @@ function run(g: Gemm): number {
 /** `log`: a list to append every call's name to as well, e.g. the fake libcudart's, to check the order of both. */
 export function fakeCublas(options: { version?: [number, number, number]; log?: string[] } = {}): FakeCublas {
   const [major, minor, patch] = options.version ?? [13, 1, 0];
-  const calls: FakeCall[] = [];
+  const calls: RecordedCall[] = [];
   const handles = new Map<Pointer, HandleState>();
   const failNext = new Map<string, number>();
   let next = 0xc0b1a5;
@@ -174,21 +170,8 @@ export function fakeCublas(options: { version?: [number, number, number]; log?: 
       return 0;
     },
   };
-  const symbols = new Proxy({}, {
-    get: (_, name: string) => (...args: never[]) => {
-      calls.push({ name, args });
-      options.log?.push(name);
-      const failure = failNext.get(name);
-      if (failure !== undefined) {
-        failNext.delete(name);
-        return failure;
-      }
-      const fn = implementation[name];
-      if (!fn) throw new Error(`the fake libcublas does not implement ${name}`);
-      return fn(...args);
-    },
-  });
-  return { api: { path: "/fake/libcublas.so.13", symbols: symbols as CublasSymbols }, calls, handles, failNext };
+  const symbols = recordingSymbols<CublasSymbols>("libcublas", implementation as never, { calls, failNext, log: options.log });
+  return { api: { path: "/fake/libcublas.so.13", symbols }, calls, handles, failNext };
 }
 
 /**

@@ -2,16 +2,12 @@
 // without NCCL. It records every call with its arguments; a communicator of one rank runs its
 // collectives on the fake libcudart's host memory (each is a copy then), larger ones only record.
 import { nativeView, type Pointer } from "../../src/ffi/index.ts";
+import { type RecordedCall, recordingSymbols } from "./recording-symbols.ts";
 import { Nccl, type NcclApi, NcclDataType } from "../../src/cuda/index.ts";
-
-export interface FakeNcclCall {
-  readonly name: string;
-  readonly args: readonly unknown[];
-}
 
 export interface FakeNccl {
   readonly nccl: Nccl;
-  readonly calls: FakeNcclCall[];
+  readonly calls: RecordedCall[];
   /** Communicators created and not yet destroyed or aborted. */
   readonly live: Set<Pointer>;
   /** The status the next call of that name returns instead of running. */
@@ -31,7 +27,7 @@ export interface FakeNcclOptions {
 }
 
 export function fakeNccl(options: FakeNcclOptions = {}): FakeNccl {
-  const calls: FakeNcclCall[] = [];
+  const calls: RecordedCall[] = [];
   const live = new Set<Pointer>();
   const failNext = new Map<string, number>();
   const sizes = new Map<Pointer, number>();
@@ -79,21 +75,8 @@ export function fakeNccl(options: FakeNcclOptions = {}): FakeNccl {
     ncclGroupStart: () => 0,
     ncclGroupEnd: () => 0,
   };
-  const symbols = new Proxy({}, {
-    get: (_, name: string) => (...args: never[]) => {
-      calls.push({ name, args });
-      options.log?.push(name);
-      const failure = failNext.get(name);
-      if (failure !== undefined) {
-        failNext.delete(name);
-        return failure;
-      }
-      const fn = implementation[name];
-      if (!fn) throw new Error(`the fake libnccl does not implement ${name}`);
-      return fn(...args);
-    },
-  });
-  const api: NcclApi = { path: "/fake/libnccl.so.2", symbols: symbols as NcclApi["symbols"] };
+  const symbols = recordingSymbols<NcclApi["symbols"]>("libnccl", implementation as never, { calls, failNext, log: options.log });
+  const api: NcclApi = { path: "/fake/libnccl.so.2", symbols };
   return {
     nccl: new Nccl(api),
     calls,
