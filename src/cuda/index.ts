@@ -15,6 +15,7 @@ export {
   type OffsetOption,
   type RangeOption,
   type CopyOption,
+  type TypedArrayConstructor,
   checkAllocationSize,
   checkRange,
 } from "./memory.ts";
@@ -27,6 +28,7 @@ export {
   CudaCompatibilityError,
   CudaOutOfMemoryError,
   CudaStatus,
+  type ErrorDescriber,
   isStickyStatus,
 } from "./errors.ts";
 export {

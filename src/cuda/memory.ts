@@ -36,7 +36,8 @@ export interface CopyOption extends StreamOption {
   readonly byteLength?: number;
 }
 
-type TypedArrayConstructor<T> = { new (buffer: ArrayBuffer): T; readonly BYTES_PER_ELEMENT: number; readonly name: string };
+/** A typed-array class (Float32Array, Uint8Array, …) that views host memory. */
+export type TypedArrayConstructor<T> = { new (buffer: ArrayBuffer): T; readonly BYTES_PER_ELEMENT: number; readonly name: string };
 
 /** A byte count for an allocation: a positive safe integer. */
 export function checkAllocationSize(byteLength: unknown, what: string): asserts byteLength is number {

@@ -40,6 +40,7 @@ const eventCompletion: Completion = { queryName: "cudaEventQuery", syncName: "cu
 /** query(), synchronize() and synchronized() of a stream or an event, written once. */
 abstract class Awaitable extends ContextResource {
   abstract readonly handle: Pointer;
+  /** @internal */
   protected abstract readonly completion: Completion;
 
   /** True when the work queued (or captured) so far has completed. */
@@ -80,6 +81,7 @@ export interface StreamOptions {
 export class CudaStream extends Awaitable {
   /** The cudaStream_t. */
   readonly handle: Pointer;
+  /** @internal */
   protected readonly completion = streamCompletion;
   readonly #liveAllocations: { count: number };
 
@@ -151,6 +153,7 @@ export class CudaEvent extends Awaitable {
   /** The cudaEvent_t. */
   readonly handle: Pointer;
   readonly timing: boolean;
+  /** @internal */
   protected readonly completion = eventCompletion;
   #recorded = false;
 

@@ -2,13 +2,12 @@
 // writes it outside any stream, so a freed block is reused only after an event recorded at free
 // time on its stream has completed, even by the same stream (see the stream rule in block-pool.ts).
 import type { CudaContext } from "../context.ts";
-import { CudaMemory, checkAllocationSize } from "../memory.ts";
+import { CudaMemory, type TypedArrayConstructor, checkAllocationSize } from "../memory.ts";
 import { type Block, BlockPool } from "./block-pool.ts";
 import { CudaSegmentSource, type PoolStream } from "./cuda-source.ts";
 import { CudaPool, type PoolAllocOptions, type PoolOptions } from "./device-pool.ts";
 import { LinearArenas } from "./linear.ts";
 
-type TypedArrayConstructor<T> = { new (buffer: ArrayBuffer): T; readonly BYTES_PER_ELEMENT: number; readonly name: string };
 
 /** Pinned host memory from a PinnedPool, with a zero-copy view; dispose returns it. */
 export class PooledPinnedBuffer extends CudaMemory {

@@ -49,13 +49,14 @@ export type GgufArray =
 /** The metadata of a GGUF file, in file order. */
 export type GgufMetadata = Map<string, GgufValue>;
 
-type TypedArrayConstructor = {
+/** A typed-array class that holds one GGUF element type. */
+export type GgufArrayConstructor = {
   new (buffer: ArrayBuffer): ArrayLike<number | bigint> & { readonly buffer: ArrayBufferLike; readonly byteOffset: number; readonly byteLength: number };
   readonly BYTES_PER_ELEMENT: number;
 };
 
 /** Fixed-size element types: their byte size and the typed array that holds them. */
-export const fixedSizeTypes: Readonly<Record<GgufNumberType | GgufBigIntType, TypedArrayConstructor>> = {
+export const fixedSizeTypes: Readonly<Record<GgufNumberType | GgufBigIntType, GgufArrayConstructor>> = {
   u8: Uint8Array,
   i8: Int8Array,
   u16: Uint16Array,
