@@ -6,6 +6,7 @@ import fc from "fast-check";
 import { test } from "../harness.ts";
 import { CudaContext, DevicePool, PitchedPool, PoolOutOfMemoryError, type PooledDeviceBuffer } from "../../src/cuda/index.ts";
 import { probeGpu } from "./gpu-probe.ts";
+import { checkPitchedMatrix } from "./pitched-scenario.ts";
 import { firstDifference, randomBytes } from "./random.ts";
 
 const skip = probeGpu().reason;
@@ -147,24 +148,6 @@ test("pitched matrices: the driver's pitch, 2D copies, sub-matrix views and mems
   const cols = 1023;
   using m = pool.alloc(rows, cols, { elementType: "f32" });
   assert.equal(m.ld, m.pitch / 4);
-  const data = new Float32Array(rows * cols).map(() => Math.random() * 2 - 1);
-  m.copyFromHost(data);
-  assert.deepEqual(m.copyToHost(new Float32Array(rows * cols)), data);
-  const view = m.view(10, 100, 17, 300);
-  assert.equal(view.ptr, m.ptr + 10 * m.pitch + 17 * 4);
-  assert.equal(view.ld, m.ld);
-  const sub = view.copyToHost(new Float32Array(100 * 300));
-  for (let r = 0; r < 100; r++) for (let c = 0; c < 300; c++) assert.equal(sub[r * 300 + c], data[(r + 10) * cols + c + 17]);
-  view.memset2D(0);
-  const after = m.copyToHost(new Float32Array(rows * cols));
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) {
-      const inside = r >= 10 && r < 110 && c >= 17 && c < 317;
-      if (after[r * cols + c] !== (inside ? 0 : data[r * cols + c])) assert.fail(`element (${r}, ${c}) ${inside ? "not cleared" : "changed"}`);
-    }
-  }
-  using stream = context.createStream();
-  const next = new Float32Array(100 * 300).map(() => Math.random());
-  view.copyFromHost(next, { stream });
-  assert.deepEqual(view.copyToHost(new Float32Array(100 * 300), { stream }), next);
+  const random = (n: number) => new Float32Array(n).map(() => Math.random() * 2 - 1);
+  checkPitchedMatrix(context, m, rows, cols, random(rows * cols), random(100 * 300));
 }, { skip, timeout: 60_000 });

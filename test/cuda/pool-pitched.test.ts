@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { test } from "../harness.ts";
 import { CudaArgumentError, CudaContext, PitchedPool } from "../../src/cuda/index.ts";
 import { fakeCudart } from "./fake-cudart.ts";
+import { checkPitchedMatrix } from "./pitched-scenario.ts";
 
 /** Deterministic floats (no Math.random: a failure must reproduce). */
 function floats(n: number, seed: number): Float32Array {
@@ -39,30 +40,7 @@ test("pitched matrices on the fake: the driver's pitch, 2D round trip, sub-matri
   using m = pool.alloc(rows, cols, { elementType: "f32" });
   assert.equal(m.pitch, 4096);
   assert.equal(m.ld, 1024);
-  const data = floats(rows * cols, 1);
-  m.copyFromHost(data);
-  assert.deepEqual(m.copyToHost(new Float32Array(rows * cols)), data);
-  const view = m.view(10, 100, 17, 300);
-  assert.equal(view.ptr, m.ptr + 10 * m.pitch + 17 * 4);
-  assert.equal(view.ld, m.ld);
-  const sub = view.copyToHost(new Float32Array(100 * 300));
-  for (let r = 0; r < 100; r++) for (let c = 0; c < 300; c++) assert.equal(sub[r * 300 + c], data[(r + 10) * cols + c + 17], `view element (${r}, ${c})`);
-  // A view of a view adds its offsets.
-  const inner = view.view(5, 3, 7, 2);
-  assert.equal(inner.ptr, m.ptr + 15 * m.pitch + 24 * 4);
-  assert.deepEqual(inner.copyToHost(new Float32Array(6)), Float32Array.from([0, 1, 2].flatMap((r) => [0, 1].map((c) => data[(15 + r) * cols + 24 + c]!))));
-  view.memset2D(0);
-  const after = m.copyToHost(new Float32Array(rows * cols));
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) {
-      const inside = r >= 10 && r < 110 && c >= 17 && c < 317;
-      if (after[r * cols + c] !== (inside ? 0 : data[r * cols + c])) assert.fail(`element (${r}, ${c}) ${inside ? "not cleared" : "changed"}`);
-    }
-  }
-  using stream = context.createStream();
-  const next = floats(100 * 300, 2);
-  view.copyFromHost(next, { stream });
-  assert.deepEqual(view.copyToHost(new Float32Array(100 * 300), { stream }), next);
+  checkPitchedMatrix(context, m, rows, cols, floats(rows * cols, 1), floats(100 * 300, 2));
 });
 
 test("copies on a stream: queued copies keep their staging blocks until they ran, and reads wait for the stream", () => {
