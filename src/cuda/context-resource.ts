@@ -11,6 +11,18 @@ import type { CudaContext } from "./context.ts";
  */
 export type ReleasePhase = "event" | "memory" | "stream";
 
+/** The pool that pooled memory returns to; once it is closed, all its memory is freed. */
+export interface MemoryOwner {
+  readonly closed: boolean;
+}
+
+/**
+ * Who frees a resource when the context goes: the context, in a phase of its disposal, or for
+ * memory a pool hands out, the pool. The pool is tracked and frees all its memory when the
+ * context goes, and tracking every pool buffer would cost as much as the rest of a pool hit.
+ */
+export type ReleaseOrder = ReleasePhase | MemoryOwner;
+
 /** The outcome of a release, shared between the resource and its closure (which must not capture the resource). */
 interface ReleaseState {
   released: boolean;
@@ -19,8 +31,9 @@ interface ReleaseState {
 }
 
 export abstract class ContextResource extends NativeResource {
-  readonly #state: ReleaseState;
-  readonly #kind: string;
+  /** Undefined for pooled memory, whose release is the pool's bookkeeping alone (no CUDA call). */
+  readonly #state: ReleaseState | undefined;
+  readonly #owner: MemoryOwner | undefined;
   readonly #call: string;
 
   /**
@@ -28,11 +41,12 @@ export abstract class ContextResource extends NativeResource {
    *   context's device current, and must capture neither the resource nor the context.
    * @param call The C call `free` makes, for error messages.
    */
-  protected constructor(readonly context: CudaContext, kind: string, phase: ReleasePhase, call: string, free: () => number) {
-    const state: ReleaseState = { released: false, status: 0, untrack: () => {} };
+  protected constructor(readonly context: CudaContext, kind: string, order: ReleaseOrder, call: string, free: () => number) {
+    const owner = typeof order === "string" ? undefined : order;
+    const state: ReleaseState | undefined = owner ? undefined : { released: false, status: 0, untrack: () => {} };
     // Not the context either: a leaked resource must not keep a leaked context alive.
     const { runtime, device } = context;
-    const release = () => {
+    const release = state === undefined ? free : () => {
       if (state.released) return;
       state.released = true;
       state.untrack();
@@ -42,16 +56,22 @@ export abstract class ContextResource extends NativeResource {
       state.status = free();
     };
     super(kind, release);
-    state.untrack = context.track(phase, this, release);
+    if (state && typeof order === "string") state.untrack = context.track(order, this, release);
     this.#state = state;
-    this.#kind = kind;
+    this.#owner = owner;
     this.#call = call;
+  }
+
+  /** True once disposed, or freed with its context or pool. */
+  override get disposed(): boolean {
+    return super.disposed || this.#state?.released === true || this.#owner?.closed === true;
   }
 
   /** Throws unless this resource, its context and its device can be used. */
   assertUsable(): void {
     this.assertLive();
-    if (this.#state.released) throw new DisposedError(`${this.#kind} (freed when its CudaContext was disposed)`);
+    if (this.#state?.released) throw new DisposedError(`${this.kind} (freed when its CudaContext was disposed)`);
+    if (this.#owner?.closed) throw new DisposedError(`${this.kind} (freed with its pool when the CudaContext was disposed)`);
     this.context.assertUsable();
   }
 
@@ -64,9 +84,10 @@ export abstract class ContextResource extends NativeResource {
   /** Frees the resource now; a failed free throws the CudaError after the resource is gone. */
   override dispose(): void {
     super.dispose();
-    if (this.#state.status !== 0) {
-      const status = this.#state.status;
-      this.#state.status = 0;
+    const state = this.#state;
+    if (state && state.status !== 0) {
+      const status = state.status;
+      state.status = 0;
       this.context.check(status, this.#call);
     }
   }

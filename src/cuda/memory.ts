@@ -4,7 +4,7 @@
 // corrupting memory.
 import { Out, type Pointer, nativeView } from "../ffi/index.ts";
 import type { CudaContext } from "./context.ts";
-import { ContextResource } from "./context-resource.ts";
+import { ContextResource, type ReleaseOrder } from "./context-resource.ts";
 import { CudaArgumentError, CudaError, CudaOutOfMemoryError, CudaStatus } from "./errors.ts";
 import type { CudaStream } from "./stream.ts";
 
@@ -83,8 +83,6 @@ function checkAllocation(context: CudaContext, status: number, call: string, byt
 
 /** Memory CUDA can copy to and from: device, pinned host or managed. */
 export abstract class CudaMemory extends ContextResource {
-  readonly #kind: string;
-
   protected constructor(
     context: CudaContext,
     kind: string,
@@ -93,9 +91,9 @@ export abstract class CudaMemory extends ContextResource {
     readonly ptr: Pointer,
     readonly byteLength: number,
     free: () => number,
+    order: ReleaseOrder = "memory",
   ) {
-    super(context, kind, "memory", freeCall, free);
-    this.#kind = kind;
+    super(context, kind, order, freeCall, free);
   }
 
   get device(): number {
@@ -107,7 +105,7 @@ export abstract class CudaMemory extends ContextResource {
    * in range; for handing the memory to other libraries (cuBLAS, kernels).
    */
   address(offset = 0, byteLength = 0): Pointer {
-    checkRange(`${this.#kind}.address`, offset, byteLength, this.byteLength);
+    checkRange(`${this.kind}.address`, offset, byteLength, this.byteLength);
     this.assertUsable();
     return this.ptr + offset;
   }
@@ -115,7 +113,7 @@ export abstract class CudaMemory extends ContextResource {
   /** Activates the context and returns the stream handle to queue on (0: the legacy default stream). */
   #streamHandle(stream: CudaStream | undefined, what: string): Pointer {
     this.activate();
-    return stream ? stream.handleFor(this.device, `${this.#kind}.${what}`) : 0;
+    return stream ? stream.handleFor(this.device, `${this.kind}.${what}`) : 0;
   }
 
   /** Without a stream (or with launchBlocking) the operation must have completed on return. */
@@ -131,12 +129,12 @@ export abstract class CudaMemory extends ContextResource {
    * asynchronous with a stream: keep it unchanged until the stream is synchronized.)
    */
   write(source: ArrayBufferView, options: OffsetOption = {}): void {
-    checkView(source, `${this.#kind}.write`);
+    checkView(source, `${this.kind}.write`);
     const offset = options.offset ?? 0;
-    checkRange(`${this.#kind}.write`, offset, source.byteLength, this.byteLength);
+    checkRange(`${this.kind}.write`, offset, source.byteLength, this.byteLength);
     const handle = this.#streamHandle(options.stream, "write");
     if (source.byteLength === 0) return;
-    this.context.check(this.context.runtime.api.copyToDevice(this.ptr + offset, source, source.byteLength, cudaMemcpyDefault, handle), "cudaMemcpyAsync", `${source.byteLength} bytes from JS into ${this.#kind}`);
+    this.context.check(this.context.runtime.api.copyToDevice(this.ptr + offset, source, source.byteLength, cudaMemcpyDefault, handle), "cudaMemcpyAsync", `${source.byteLength} bytes from JS into ${this.kind}`);
     this.#complete(options.stream, handle, "cudaMemcpyAsync");
   }
 
@@ -147,12 +145,12 @@ export abstract class CudaMemory extends ContextResource {
    */
   read<T extends ArrayBufferView = Uint8Array>(target?: T, options: OffsetOption = {}): T {
     const offset = options.offset ?? 0;
-    if (target !== undefined) checkView(target, `${this.#kind}.read`);
-    checkRange(`${this.#kind}.read`, offset, target?.byteLength ?? 0, this.byteLength);
+    if (target !== undefined) checkView(target, `${this.kind}.read`);
+    checkRange(`${this.kind}.read`, offset, target?.byteLength ?? 0, this.byteLength);
     const destination = target ?? (new Uint8Array(this.byteLength - offset) as unknown as T);
     const handle = this.#streamHandle(options.stream, "read");
     if (destination.byteLength === 0) return destination;
-    this.context.check(this.context.runtime.api.copyToHost(destination, this.ptr + offset, destination.byteLength, cudaMemcpyDefault, handle), "cudaMemcpyAsync", `${destination.byteLength} bytes from ${this.#kind} into JS`);
+    this.context.check(this.context.runtime.api.copyToHost(destination, this.ptr + offset, destination.byteLength, cudaMemcpyDefault, handle), "cudaMemcpyAsync", `${destination.byteLength} bytes from ${this.kind} into JS`);
     // A pageable destination is complete already; one that views pinned memory is not.
     this.#complete(undefined, handle, "cudaMemcpyAsync");
     return destination;
@@ -160,27 +158,27 @@ export abstract class CudaMemory extends ContextResource {
 
   /** Copies from another CUDA buffer (any kind, any device) into this one. */
   copyFrom(source: CudaMemory, options: CopyOption = {}): void {
-    if (!(source instanceof CudaMemory)) throw new CudaArgumentError(`${this.#kind}.copyFrom: expected a CUDA buffer as the source`);
+    if (!(source instanceof CudaMemory)) throw new CudaArgumentError(`${this.kind}.copyFrom: expected a CUDA buffer as the source`);
     const srcOffset = options.srcOffset ?? 0;
     const dstOffset = options.dstOffset ?? 0;
     const byteLength = options.byteLength ?? source.byteLength - srcOffset;
-    checkRange(`${this.#kind}.copyFrom (source)`, srcOffset, byteLength, source.byteLength);
-    checkRange(`${this.#kind}.copyFrom (destination)`, dstOffset, byteLength, this.byteLength);
+    checkRange(`${this.kind}.copyFrom (source)`, srcOffset, byteLength, source.byteLength);
+    checkRange(`${this.kind}.copyFrom (destination)`, dstOffset, byteLength, this.byteLength);
     const src = source.address(srcOffset, byteLength);
     const handle = this.#streamHandle(options.stream, "copyFrom");
     if (byteLength === 0) return;
-    this.context.check(this.context.runtime.symbols.cudaMemcpyAsync(this.ptr + dstOffset, src, byteLength, cudaMemcpyDefault, handle), "cudaMemcpyAsync", `${byteLength} bytes from ${source.#kind} (device ${source.device}) into ${this.#kind} (device ${this.device})`);
+    this.context.check(this.context.runtime.symbols.cudaMemcpyAsync(this.ptr + dstOffset, src, byteLength, cudaMemcpyDefault, handle), "cudaMemcpyAsync", `${byteLength} bytes from ${source.kind} (device ${source.device}) into ${this.kind} (device ${this.device})`);
     this.#complete(options.stream, handle, "cudaMemcpyAsync");
   }
 
   /** Sets bytes to `value` (cudaMemsetAsync); for device-accessible memory. */
   protected fillBytes(value: number, options: RangeOption): void {
     if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 255) {
-      throw new CudaArgumentError(`${this.#kind}.fill: value must be a byte (0–255), got ${String(value)}`);
+      throw new CudaArgumentError(`${this.kind}.fill: value must be a byte (0–255), got ${String(value)}`);
     }
     const offset = options.offset ?? 0;
     const byteLength = options.byteLength ?? this.byteLength - offset;
-    checkRange(`${this.#kind}.fill`, offset, byteLength, this.byteLength);
+    checkRange(`${this.kind}.fill`, offset, byteLength, this.byteLength);
     const handle = this.#streamHandle(options.stream, "fill");
     if (byteLength === 0) return;
     this.context.check(this.context.runtime.symbols.cudaMemsetAsync(this.ptr + offset, value, byteLength, handle), "cudaMemsetAsync");
@@ -194,7 +192,7 @@ export abstract class CudaMemory extends ContextResource {
   protected hostView<T>(type: TypedArrayConstructor<T>): T {
     this.activate();
     if (this.byteLength % type.BYTES_PER_ELEMENT !== 0) {
-      throw new CudaArgumentError(`${this.#kind}.view: ${this.byteLength} bytes are not a whole number of ${type.name} elements`);
+      throw new CudaArgumentError(`${this.kind}.view: ${this.byteLength} bytes are not a whole number of ${type.name} elements`);
     }
     return new type(nativeView(this.ptr, this.byteLength));
   }
@@ -210,8 +208,8 @@ export interface DeviceAllocOptions {
  * block to the pool instead of calling cudaFree.
  */
 export class DeviceBuffer extends CudaMemory {
-  protected constructor(context: CudaContext, ptr: Pointer, byteLength: number, freeCall: string, free: () => number, kind = "DeviceBuffer") {
-    super(context, kind, freeCall, ptr, byteLength, free);
+  protected constructor(context: CudaContext, ptr: Pointer, byteLength: number, freeCall: string, free: () => number, kind = "DeviceBuffer", order: ReleaseOrder = "memory") {
+    super(context, kind, freeCall, ptr, byteLength, free, order);
   }
 
   /** Use {@link CudaContext.alloc}. */

@@ -44,14 +44,36 @@ export function leakStatistics(): ReadonlyMap<string, number> {
   return leakCounts;
 }
 
+// Registering with the FinalizationRegistry costs about as much as a whole pool hit, and most
+// resources are disposed soon after they are made (a pool buffer often within one loop
+// iteration). So new resources wait in a batch that is registered at the end of the current job
+// (a microtask) or once it holds `batchSize`; those disposed meanwhile are never registered. A
+// resource leaked before then is held until the batch is registered, and collected after.
+const batchSize = 1024;
+
 /**
  * Base class for every object that owns one native resource. Subclasses pass a `release`
  * closure that must not capture the object itself (or the finalizer could never run), call
  * `assertLive()` before each use, and get `dispose()` / `Symbol.dispose` for free.
  */
 export abstract class NativeResource implements Disposable {
+  static #unregistered: NativeResource[] = [];
+
+  /** Registers the batch of new resources that are still alive. */
+  static #registerBatch = (): void => {
+    const batch = NativeResource.#unregistered;
+    NativeResource.#unregistered = [];
+    for (const resource of batch) {
+      const release = resource.#release;
+      if (release === undefined) continue;
+      registry.register(resource, { kind: resource.#kind, release }, resource);
+      resource.#registered = true;
+    }
+  };
+
   #release: (() => void) | undefined;
   readonly #kind: string;
+  #registered = false;
 
   /**
    * @param collectLeaks Free the resource when the object is garbage-collected undisposed. Turn
@@ -61,7 +83,16 @@ export abstract class NativeResource implements Disposable {
   protected constructor(kind: string, release: () => void, collectLeaks = true) {
     this.#kind = kind;
     this.#release = release;
-    if (collectLeaks) registry.register(this, { kind, release }, this);
+    if (!collectLeaks) return;
+    const batch = NativeResource.#unregistered;
+    const size = batch.push(this);
+    if (size === 1) queueMicrotask(NativeResource.#registerBatch);
+    else if (size >= batchSize) NativeResource.#registerBatch();
+  }
+
+  /** What the resource is, for messages: `DeviceBuffer`, `CudaStream`… */
+  get kind(): string {
+    return this.#kind;
   }
 
   /** True once disposed; every further use throws {@link DisposedError}. */
@@ -82,7 +113,7 @@ export abstract class NativeResource implements Disposable {
     const release = this.#release;
     if (release === undefined) throw new DisposedError(this.#kind);
     this.#release = undefined;
-    registry.unregister(this);
+    if (this.#registered) registry.unregister(this);
     release();
   }
 

@@ -36,9 +36,24 @@ test("a pool with live buffers refuses disposal; context disposal frees everythi
   assert.throws(() => pool.dispose(), CudaStateError);
   context.dispose();
   assert.ok(buffer.disposed);
+  assert.throws(() => buffer.read(), DisposedError);
   assert.throws(() => pool.alloc(16), DisposedError);
   assert.equal(fake.live.size, 0);
 });
+
+test("a buffer keeps its pool alive: a dropped pool is not collected (its memory freed) while one of its buffers is in use", async () => {
+  const fake = fakeCudart();
+  using context = CudaContext.create({ runtime: fake.runtime });
+  using buffer = new DevicePool(context).alloc(4096);
+  for (let round = 0; round < 5; round++) {
+    collectGarbage!();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(fake.live.size, 1, "the pool's segment was freed under a live buffer");
+  buffer.write(new Uint8Array(4096).fill(3));
+  assert.equal(buffer.read()[4095], 3);
+  assert.ok(buffer.pool.stats().inUseBytes >= 4096);
+}, { skip: collectGarbage ? undefined : "this runtime exposes no gc() (node needs --expose-gc, deno --v8-flags=--expose-gc)" });
 
 test("leaked pool buffers go back to the pool through the finalizer", async () => {
   const reports: string[] = [];

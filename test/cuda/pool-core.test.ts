@@ -167,6 +167,24 @@ test("splitting: a large cached block serves a smaller request, and the halves m
   assert.equal(arenas.allocate(64 * MiB, "a").ptr, big.ptr);
 });
 
+test("a block freed and asked for again at the same size comes back whole: no split, no merge", () => {
+  const { pool, arenas } = makePool();
+  pool.free(arenas.allocate(8 * MiB, "a"));
+  const first = arenas.allocate(5 * MiB, "a");
+  const splits = pool.stats().splits;
+  assert.equal(splits, 1, "5 MiB was cut from the cached 8 MiB block");
+  pool.free(first);
+  for (let i = 0; i < 100; i++) {
+    const again = arenas.allocate(5 * MiB, "a");
+    assert.equal(again.ptr, first.ptr);
+    pool.free(again);
+  }
+  assert.equal(pool.stats().splits, splits, "each round split the block again");
+  assert.equal(pool.stats().fragmentation, 0, "stats() merged the parked block back");
+  assert.equal(arenas.allocate(8 * MiB, "a").ptr, first.ptr);
+  assert.equal(pool.stats().misses, 1);
+});
+
 test("over the limit: cached blocks are released first, then a PoolOutOfMemoryError with stats before the driver is asked", () => {
   const { source, pool, arenas } = makePool({ limit: 16 * MiB });
   const a = arenas.allocate(10 * MiB, "a");

@@ -64,20 +64,31 @@ export class Block<S> {
   stream!: S;
   /** Other streams that used it (recordStream). */
   otherStreams: S[] | undefined;
+  /** Returns the block to its pool, made once per block and shared by every buffer it backs. */
+  release: (() => number) | undefined;
   readonly ptr: Pointer;
+  readonly #unitBytes: number;
 
   constructor(readonly segment: Segment<S>, readonly offset: number, public units: number) {
-    this.ptr = segment.ptr + offset * segment.arena.spec.bytesPerUnit;
+    this.#unitBytes = segment.arena.spec.bytesPerUnit;
+    this.ptr = segment.ptr + offset * this.#unitBytes;
   }
 
   get bytes(): number {
-    return this.units * this.segment.arena.spec.bytesPerUnit;
+    return this.units * this.#unitBytes;
   }
 }
 
-/** Free blocks ordered by (size, address), so the first fit is the best fit. */
+/**
+ * Free blocks ordered by (size, address), so the first fit is the best fit, and blocks parked
+ * by size: returned on the list's stream and not merged yet. A loop that frees and allocates the
+ * same size takes the parked block back without splitting and merging its neighbours; parked
+ * blocks are merged in (unparked) as soon as a request of another size misses.
+ */
 class FreeList<S> {
   readonly blocks: Block<S>[] = [];
+  readonly #parked = new Map<number, Block<S>[]>();
+  #parkedCount = 0;
 
   #lowerBound(units: number, ptr: Pointer): number {
     const blocks = this.blocks;
@@ -106,10 +117,63 @@ class FreeList<S> {
     return this.blocks[this.#lowerBound(units, -1)];
   }
 
-  /** Empties the list, returning its blocks (which then belong to no list). */
+  /** Puts a free block in the list, merged with its neighbours where they are free in it. */
+  insertMerged(block: Block<S>): void {
+    let b = block;
+    const prev = b.prev;
+    if (prev && prev.list === this) {
+      this.remove(prev);
+      prev.units += b.units;
+      prev.next = b.next;
+      if (b.next) b.next.prev = prev;
+      b = prev;
+    }
+    const next = b.next;
+    if (next && next.list === this) {
+      this.remove(next);
+      b.units += next.units;
+      b.next = next.next;
+      if (next.next) next.next.prev = b;
+    }
+    this.insert(b);
+  }
+
+  park(block: Block<S>): void {
+    const same = this.#parked.get(block.units);
+    if (same) same.push(block);
+    else this.#parked.set(block.units, [block]);
+    this.#parkedCount++;
+  }
+
+  /** A parked block of exactly `units`, taken out of the list. */
+  takeParked(units: number): Block<S> | undefined {
+    const block = this.#parked.get(units)?.pop();
+    if (block) this.#parkedCount--;
+    return block;
+  }
+
+  /** Merges the parked blocks into the sorted list. */
+  unpark(): void {
+    if (this.#parkedCount === 0) return;
+    for (const blocks of this.#parked.values()) for (const block of blocks) this.insertMerged(block);
+    this.#parked.clear();
+    this.#parkedCount = 0;
+  }
+
+  /** The largest free block, parked or not. */
+  largest(): number {
+    let units = this.blocks[this.blocks.length - 1]?.units ?? 0;
+    for (const [size, blocks] of this.#parked) if (blocks.length > 0 && size > units) units = size;
+    return units;
+  }
+
+  /** Empties the list, returning its blocks, parked ones too (they then belong to no list). */
   drain(): Block<S>[] {
     const blocks = this.blocks.splice(0);
     for (const b of blocks) b.list = undefined;
+    for (const parked of this.#parked.values()) blocks.push(...parked);
+    this.#parked.clear();
+    this.#parkedCount = 0;
     return blocks;
   }
 }
@@ -204,6 +268,14 @@ export class BlockPool<S> {
     (block.otherStreams ??= []).push(stream);
   }
 
+  /**
+   * How a buffer returns `block`: a closure over the pool and the block only (a leaked buffer's
+   * finalizer must not keep the buffer alive), made once per block and reused by every buffer it backs.
+   */
+  releaseOf(block: Block<S>): () => number {
+    return (block.release ??= () => (this.free(block), 0));
+  }
+
   /** Returns a block; a closed pool (its segments already freed) ignores it. */
   free(block: Block<S>): void {
     if (this.#closed) return;
@@ -221,7 +293,7 @@ export class BlockPool<S> {
       // Its own stream's work needs no event: once the others completed, it is that stream's again.
       this.#pending.push({ events: block.otherStreams.map((s) => this.source.recordEvent(s)), blocks: [block], owner: { stream: block.stream } });
     } else {
-      this.#insertFree(block, this.#streamList(block.segment.arena, block.stream));
+      this.#streamList(block.segment.arena, block.stream).park(block);
     }
   }
 
@@ -258,15 +330,16 @@ export class BlockPool<S> {
   stats(): PoolStats {
     const c = this.#counters;
     let largest = 0;
+    let reusable = 0;
     for (const arena of this.#arenas) {
       for (const list of [arena.shared, ...arena.byStream.values()]) {
-        const last = list.blocks[list.blocks.length - 1];
-        if (last && last.bytes > largest) largest = last.bytes;
+        // Fragmentation counts merged blocks: neighbours parked apart are not fragmented.
+        list.unpark();
+        largest = Math.max(largest, list.largest() * arena.spec.bytesPerUnit);
+        for (const b of list.blocks) reusable += b.bytes;
       }
     }
     const cachedBytes = c.reservedBytes - c.inUseBytes;
-    let reusable = 0;
-    for (const arena of this.#arenas) for (const list of [arena.shared, ...arena.byStream.values()]) for (const b of list.blocks) reusable += b.bytes;
     return {
       inUseBytes: c.inUseBytes,
       requestedBytes: c.requestedBytes,
@@ -294,6 +367,12 @@ export class BlockPool<S> {
 
   #cached(arena: Arena<S>, units: number, stream: S): Block<S> | undefined {
     const own = arena.byStream.get(stream);
+    const parked = own?.takeParked(units);
+    if (parked) {
+      this.#counters.hits++;
+      return parked;
+    }
+    own?.unpark();
     let block = own?.bestFit(units) ?? arena.shared.bestFit(units);
     if (!block && (this.#pending.length > 0 || arena.byStream.size > (own ? 1 : 0))) {
       this.#collect(false);
@@ -312,7 +391,7 @@ export class BlockPool<S> {
   #fromOtherStreams(arena: Arena<S>, units: number, stream: S): Block<S> | undefined {
     let moved = false;
     for (const [other, list] of arena.byStream) {
-      if (other === stream || !list.bestFit(units)) continue;
+      if (other === stream || list.largest() < units) continue;
       if (this.#pending.some((p) => p.from?.stream === other)) continue;
       this.#pending.push({ events: [this.source.recordEvent(other)], blocks: list.drain(), from: { stream: other } });
       arena.byStream.delete(other);
@@ -335,31 +414,10 @@ export class BlockPool<S> {
       for (const event of entry.events) event.release();
       for (const block of entry.blocks) {
         const arena = block.segment.arena;
-        this.#insertFree(block, entry.owner && !synchronized ? this.#streamList(arena, entry.owner.stream) : arena.shared);
+        (entry.owner && !synchronized ? this.#streamList(arena, entry.owner.stream) : arena.shared).insertMerged(block);
       }
     }
     this.#pending = waiting;
-  }
-
-  /** Puts a free block in `list`, merged with its neighbours where they are free in the same list. */
-  #insertFree(block: Block<S>, list: FreeList<S>): void {
-    let b = block;
-    const prev = b.prev;
-    if (prev && prev.list === list) {
-      list.remove(prev);
-      prev.units += b.units;
-      prev.next = b.next;
-      if (b.next) b.next.prev = prev;
-      b = prev;
-    }
-    const next = b.next;
-    if (next && next.list === list) {
-      list.remove(next);
-      b.units += next.units;
-      b.next = next.next;
-      if (next.next) next.next.prev = b;
-    }
-    list.insert(b);
   }
 
   /** Hands out `units` of `block`, leaving the rest free where the block was. */
@@ -374,7 +432,7 @@ export class BlockPool<S> {
       block.next = rest;
       block.units = units;
       this.#counters.splits++;
-      this.#insertFree(rest, from ?? block.segment.arena.shared);
+      (from ?? block.segment.arena.shared).insertMerged(rest);
     }
     block.inUse = true;
     block.stream = stream;
@@ -416,7 +474,7 @@ export class BlockPool<S> {
 
   /** After a synchronize: merges the arena's free lists into one and releases its wholly free segments. */
   #releaseIdle(arena: Arena<S>): number {
-    for (const list of arena.byStream.values()) for (const block of list.drain()) this.#insertFree(block, arena.shared);
+    for (const list of arena.byStream.values()) for (const block of list.drain()) arena.shared.insertMerged(block);
     arena.byStream.clear();
     let released = 0;
     for (const segment of arena.segments) {

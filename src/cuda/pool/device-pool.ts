@@ -27,7 +27,6 @@ export interface PoolAllocOptions {
 /** The common surface of the pools: stats, limit, trim, and disposal that refuses while blocks are out. */
 export abstract class CudaPool extends ContextResource {
   readonly #core: BlockPool<PoolStream>;
-  readonly #kind: string;
 
   protected constructor(context: CudaContext, kind: string, core: BlockPool<PoolStream>, source: CudaSegmentSource) {
     super(context, kind, "memory", source.freeCall, () => {
@@ -36,11 +35,14 @@ export abstract class CudaPool extends ContextResource {
       return 0;
     });
     this.#core = core;
-    this.#kind = kind;
   }
 
-  /** The pool's core, for the buffer classes of this module. */
-  protected get core(): BlockPool<PoolStream> {
+  /**
+   * @internal The pool's core, for the buffer classes of the pools. A buffer hands the core's
+   * `releaseOf(block)` to its base class and holds the pool itself, so that the pool is never
+   * collected (its memory freed) while one of its buffers is in use.
+   */
+  get core(): BlockPool<PoolStream> {
     return this.#core;
   }
 
@@ -87,7 +89,7 @@ export abstract class CudaPool extends ContextResource {
   /** Frees all the pool's memory; refused while buffers from it are alive (dispose them first). */
   override dispose(): void {
     if (!this.disposed && this.#core.liveBlocks > 0) {
-      throw new CudaStateError(`${this.#kind} still has ${this.#core.liveBlocks} live buffer(s); dispose them before the pool`);
+      throw new CudaStateError(`${this.kind} still has ${this.#core.liveBlocks} live buffer(s); dispose them before the pool`);
     }
     super.dispose();
   }
@@ -95,13 +97,11 @@ export abstract class CudaPool extends ContextResource {
 
 /** A DeviceBuffer from a DevicePool: dispose returns it to the pool. */
 export class PooledDeviceBuffer extends DeviceBuffer {
-  readonly #core: BlockPool<PoolStream>;
   readonly #block: Block<PoolStream>;
 
   /** Use {@link DevicePool.alloc}. */
-  constructor(context: CudaContext, core: BlockPool<PoolStream>, block: Block<PoolStream>, byteLength: number) {
-    super(context, block.ptr, byteLength, "DevicePool.free", () => (core.free(block), 0), "PooledDeviceBuffer");
-    this.#core = core;
+  constructor(readonly pool: DevicePool, block: Block<PoolStream>, byteLength: number) {
+    super(pool.context, block.ptr, byteLength, "DevicePool.free", pool.core.releaseOf(block), "PooledDeviceBuffer", pool.core);
     this.#block = block;
   }
 
@@ -117,7 +117,7 @@ export class PooledDeviceBuffer extends DeviceBuffer {
   recordStream(stream: CudaStream): void {
     this.assertUsable();
     stream.handleFor(this.device, "PooledDeviceBuffer.recordStream");
-    this.#core.recordStream(this.#block, stream);
+    this.pool.core.recordStream(this.#block, stream);
   }
 }
 
@@ -137,6 +137,6 @@ export class DevicePool extends CudaPool {
   alloc(byteLength: number, options: PoolAllocOptions = {}): PooledDeviceBuffer {
     checkAllocationSize(byteLength, "DevicePool.alloc");
     const stream = this.streamFor(options, "DevicePool.alloc");
-    return new PooledDeviceBuffer(this.context, this.core, this.#arenas.allocate(byteLength, stream), byteLength);
+    return new PooledDeviceBuffer(this, this.#arenas.allocate(byteLength, stream), byteLength);
   }
 }

@@ -8,12 +8,11 @@ import { CudaSegmentSource, type PoolStream } from "./cuda-source.ts";
 import { CudaPool, type PoolAllocOptions, type PoolOptions } from "./device-pool.ts";
 import { LinearArenas } from "./linear.ts";
 
-
 /** Pinned host memory from a PinnedPool, with a zero-copy view; dispose returns it. */
 export class PooledPinnedBuffer extends CudaMemory {
   /** Use {@link PinnedPool.alloc}. */
-  constructor(context: CudaContext, core: BlockPool<PoolStream>, block: Block<PoolStream>, byteLength: number) {
-    super(context, "PooledPinnedBuffer", "PinnedPool.free", block.ptr, byteLength, () => (core.free(block), 0));
+  constructor(readonly pool: PinnedPool, block: Block<PoolStream>, byteLength: number) {
+    super(pool.context, "PooledPinnedBuffer", "PinnedPool.free", block.ptr, byteLength, pool.core.releaseOf(block), pool.core);
   }
 
   /** Zero-copy bytes; valid until dispose. */
@@ -45,7 +44,7 @@ export class PinnedPool extends CudaPool {
   alloc(byteLength: number, options: PoolAllocOptions = {}): PooledPinnedBuffer {
     checkAllocationSize(byteLength, "PinnedPool.alloc");
     const stream = this.streamFor(options, "PinnedPool.alloc");
-    return new PooledPinnedBuffer(this.context, this.core, this.#arenas.allocate(byteLength, stream), byteLength);
+    return new PooledPinnedBuffer(this, this.#arenas.allocate(byteLength, stream), byteLength);
   }
 }
 

@@ -62,7 +62,7 @@ export class PitchedPool extends CudaPool {
     const widthBytes = cols * ElementSize[elementType];
     const arena = this.#arenaFor(widthBytes);
     const block = this.core.allocate(arena, roundToClass(rows), rows * widthBytes, stream);
-    return new Pitched2D(this.context, this.core, block, arena.spec.bytesPerUnit, rows, cols, elementType, this.#staging);
+    return new Pitched2D(this, block, arena.spec.bytesPerUnit, rows, cols, elementType, this.#staging);
   }
 
   #arenaFor(widthBytes: number): Arena<PoolStream> {

@@ -4,13 +4,13 @@
 // column-major terms; see docs/pools.md). Host copies stage through a PinnedPool, which makes
 // them truly asynchronous on a stream and faster than pageable copies.
 import type { Pointer } from "../../ffi/index.ts";
-import type { CudaContext } from "../context.ts";
 import { CudaArgumentError } from "../errors.ts";
 import { DeviceBuffer } from "../memory.ts";
 import type { CudaStream } from "../stream.ts";
-import type { Block, BlockPool } from "./block-pool.ts";
+import type { Block } from "./block-pool.ts";
 import type { PoolStream } from "./cuda-source.ts";
 import type { PinnedPool } from "./pinned-pool.ts";
+import type { PitchedPool } from "./pitched-pool.ts";
 
 /** Element types of matrices and their sizes in bytes (f16/bf16 travel as raw 16-bit patterns). */
 export const ElementSize = { f64: 8, f32: 4, f16: 2, bf16: 2, i32: 4, u32: 4, i16: 2, u16: 2, i8: 1, u8: 1 } as const;
@@ -172,8 +172,7 @@ export class Pitched2D extends DeviceBuffer {
 
   /** Use {@link PitchedPool.alloc}. */
   constructor(
-    context: CudaContext,
-    core: BlockPool<PoolStream>,
+    readonly pool: PitchedPool,
     block: Block<PoolStream>,
     readonly pitch: number,
     readonly height: number,
@@ -182,7 +181,7 @@ export class Pitched2D extends DeviceBuffer {
     /** Where host copies stage. */
     readonly staging: PinnedPool,
   ) {
-    super(context, block.ptr, pitch * height, "PitchedPool.free", () => (core.free(block), 0), "Pitched2D");
+    super(pool.context, block.ptr, pitch * height, "PitchedPool.free", pool.core.releaseOf(block), "Pitched2D", pool.core);
     this.#whole = new Pitched2DView(this, 0, height, cols);
   }
 
