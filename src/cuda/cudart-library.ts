@@ -81,6 +81,10 @@ export const cudartSymbols = defineSymbols({
   cudaFreeHost: { parameters: ["ptr"], result: "i32" },
   // cudaError_t cudaHostAlloc(void **pHost, size_t size, unsigned int flags);
   cudaHostAlloc: { parameters: ["buffer", "usize", "u32"], result: "i32" },
+  // cudaError_t cudaHostRegister(void *ptr, size_t size, unsigned int flags);
+  cudaHostRegister: { parameters: ["ptr", "usize", "u32"], result: "i32" },
+  // cudaError_t cudaHostUnregister(void *ptr);
+  cudaHostUnregister: { parameters: ["ptr"], result: "i32" },
   // cudaError_t cudaMemGetInfo(size_t *free, size_t *total);
   cudaMemGetInfo: { parameters: ["buffer", "buffer"], result: "i32" },
   // cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind, cudaStream_t stream);

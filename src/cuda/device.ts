@@ -40,7 +40,9 @@ export const DeviceAttribute = {
   concurrentManagedAccess: 89,
   cooperativeLaunch: 95,
   maxSharedMemoryPerBlockOptin: 97,
+  hostRegisterSupported: 99,
   maxBlocksPerMultiprocessor: 106,
+  hostRegisterReadOnlySupported: 113,
   memoryPoolsSupported: 115,
 } as const;
 export type DeviceAttributeName = keyof typeof DeviceAttribute;

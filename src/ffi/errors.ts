@@ -75,3 +75,19 @@ export class MissingSymbolError extends GpuffiError {
     );
   }
 }
+
+/** A C library call that reports failure through errno (open, mmap, ...) failed. */
+export class SystemCallError extends GpuffiError {
+  override name = "SystemCallError";
+  constructor(
+    /** The C function, e.g. `mmap`. */
+    readonly call: string,
+    /** The errno value. */
+    readonly errno: number,
+    /** What the call was about, e.g. the file's path. */
+    readonly subject: string,
+    description: string,
+  ) {
+    super("ERR_SYSTEM_CALL", `${call} failed for ${subject}: ${description} (errno ${errno})`);
+  }
+}

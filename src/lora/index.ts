@@ -2,6 +2,20 @@
 export { LlamaError, LlamaVersionError } from "./errors.ts";
 export { Llama, type LlamaOptions, type LlamaVersions, type LlamaDevice, checkVersions } from "./llama.ts";
 export { LlamaModel, type ModelLoadOptions, type TokenizeOptions, type DetokenizeOptions } from "./model.ts";
+export {
+  RpcError,
+  type RpcFailure,
+  type RpcEndpoint,
+  type RpcServerInfo,
+  RpcServerProcess,
+  type RpcServerOptions,
+  parseRpcEndpoint,
+  parseRpcEndpoints,
+  probeRpcServer,
+  rpcDevices,
+  rpcProtocol,
+  rpcServerExecutable,
+} from "./rpc.ts";
 export { LlamaContext, type ContextOptions, type AdapterSetting, type EvaluateOptions, type GenerateOptions, type GeneratedToken, type ContextState } from "./context.ts";
 export { LlamaSampler, type SamplerOptions } from "./sampler.ts";
 export { LoraAdapter } from "./adapter.ts";

@@ -6,6 +6,9 @@
 // a copy into pageable JS memory) or the test calls `runQueued()`, and events report NotReady
 // until their stream got that far. Code that reads a staging buffer before synchronizing, or
 // reuses one while a copy from it is still queued, then reads wrong data, as it would on a GPU.
+// cudaHostRegister keeps a list of registered ranges (whole pages, as CUDA pins them); a queued
+// copy from a range that was unregistered before it ran reads nothing and is listed in `faults`
+// (its memory may be unmapped by then: reading it could crash the test).
 import { HostMemory, nativeView, type Pointer } from "../../src/ffi/index.ts";
 import { type CudartApi, CudaRuntime } from "../../src/cuda/index.ts";
 
@@ -21,6 +24,19 @@ export interface FakeCudart {
   runQueued(): void;
   /** Operations queued and not yet run (always 0 unless deferred). */
   readonly queuedOperations: number;
+  /** Every cudaHostRegister that succeeded, in order. */
+  readonly hostRegistrations: readonly HostRegistration[];
+  /** Registrations not unregistered yet. */
+  readonly liveRegistrations: number;
+  /** What a GPU would have done wrong: copies from host memory unregistered before they ran. */
+  readonly faults: string[];
+}
+
+export interface HostRegistration {
+  readonly ptr: Pointer;
+  readonly byteLength: number;
+  readonly flags: number;
+  live: boolean;
 }
 
 export interface FakeCudartOptions {
@@ -32,9 +48,14 @@ export interface FakeCudartOptions {
   deferred?: boolean;
   /** cudaDevAttrTexturePitchAlignment, which cudaMallocPitch rounds pitches to (default 512, as on the H100). */
   pitchAlignment?: number;
+  /** cudaDevAttrHostRegisterReadOnlySupported (default true); without it cudaHostRegisterReadOnly fails with cudaErrorNotSupported. */
+  readOnlyRegister?: boolean;
 }
 
-const errorNames: Record<number, string> = { 0: "cudaSuccess", 1: "cudaErrorInvalidValue", 2: "cudaErrorMemoryAllocation", 12: "cudaErrorInvalidPitchValue", 100: "cudaErrorNoDevice", 600: "cudaErrorNotReady", 700: "cudaErrorIllegalAddress" };
+const hostPage = 4096;
+const cudaHostRegisterReadOnly = 0x08;
+
+const errorNames: Record<number, string> = { 0: "cudaSuccess", 1: "cudaErrorInvalidValue", 2: "cudaErrorMemoryAllocation", 12: "cudaErrorInvalidPitchValue", 100: "cudaErrorNoDevice", 600: "cudaErrorNotReady", 700: "cudaErrorIllegalAddress", 712: "cudaErrorHostMemoryAlreadyRegistered", 713: "cudaErrorHostMemoryNotRegistered", 801: "cudaErrorNotSupported" };
 
 export function fakeCudart(options: FakeCudartOptions = {}): FakeCudart {
   const calls: string[] = [];
@@ -110,8 +131,37 @@ export function fakeCudart(options: FakeCudartOptions = {}): FakeCudart {
     return 0;
   };
   const destroy = (h: Pointer) => (handles.delete(h) ? 0 : 400);
-  const memcpy = (dst: Pointer, src: Pointer, n: number, _kind?: number, stream: Pointer = 0) =>
-    enqueue(stream, () => new Uint8Array(nativeView(dst, n)).set(new Uint8Array(nativeView(src, n))));
+  const readOnlyRegister = options.readOnlyRegister ?? true;
+  const hostRegistrations: HostRegistration[] = [];
+  const faults: string[] = [];
+  const pagesOf = (ptr: Pointer, n: number) => [Math.floor(ptr / hostPage) * hostPage, Math.ceil((ptr + n) / hostPage) * hostPage] as const;
+  const registrationAt = (ptr: Pointer, n: number) =>
+    hostRegistrations.find((r) => r.live && r.ptr <= ptr && ptr + n <= r.ptr + r.byteLength);
+  const hostRegister = (ptr: Pointer, n: number, flags: number) => {
+    if (n === 0) return 1;
+    if (flags & cudaHostRegisterReadOnly && !readOnlyRegister) return 801;
+    const [start, end] = pagesOf(ptr, n);
+    const overlaps = hostRegistrations.some((r) => {
+      const [rStart, rEnd] = pagesOf(r.ptr, r.byteLength);
+      return r.live && start < rEnd && rStart < end;
+    });
+    if (overlaps) return 712;
+    hostRegistrations.push({ ptr, byteLength: n, flags, live: true });
+    return 0;
+  };
+  const hostUnregister = (ptr: Pointer) => {
+    const registration = hostRegistrations.find((r) => r.live && r.ptr === ptr);
+    if (!registration) return 713;
+    registration.live = false;
+    return 0;
+  };
+  const memcpy = (dst: Pointer, src: Pointer, n: number, _kind?: number, stream: Pointer = 0) => {
+    const registered = registrationAt(src, n);
+    return enqueue(stream, () => {
+      if (registered && !registered.live) return void faults.push(`a copy of ${n} bytes from 0x${src.toString(16)} ran after its memory was unregistered`);
+      new Uint8Array(nativeView(dst, n)).set(new Uint8Array(nativeView(src, n)));
+    });
+  };
   // cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, height, kind, stream): `height` rows of
   // `width` bytes, each row `spitch` after the last in the source and `dpitch` in the destination.
   const memcpy2D = (dst: Pointer, dpitch: number, src: Pointer, spitch: number, width: number, height: number, _kind: number, stream: Pointer) => {
@@ -148,8 +198,8 @@ export function fakeCudart(options: FakeCudartOptions = {}): FakeCudart {
     cudaSetDevice: () => 0,
     cudaDeviceSynchronize: () => (runAll(), 0),
     cudaGetLastError: () => 0,
-    // cudaDevAttrTexturePitchAlignment (51); every other attribute reads 0.
-    cudaDeviceGetAttribute: (out: ArrayBufferView, attribute: number) => (writeInt(out, attribute === 51 ? pitchAlignment : 0), 0),
+    // cudaDevAttrTexturePitchAlignment (51) and HostRegisterReadOnlySupported (113); every other attribute reads 0.
+    cudaDeviceGetAttribute: (out: ArrayBufferView, attribute: number) => (writeInt(out, attribute === 51 ? pitchAlignment : attribute === 113 ? Number(readOnlyRegister) : 0), 0),
     cudaMemGetInfo: (free: ArrayBufferView, total: ArrayBufferView) => (writeOut(free, options.freeMemory ?? 2 ** 30), writeOut(total, 2 ** 31), 0),
     cudaMalloc: alloc,
     cudaMallocAsync: alloc,
@@ -159,6 +209,8 @@ export function fakeCudart(options: FakeCudartOptions = {}): FakeCudart {
     cudaFree: free,
     cudaFreeAsync: free,
     cudaFreeHost: free,
+    cudaHostRegister: hostRegister,
+    cudaHostUnregister: hostUnregister,
     cudaStreamCreateWithFlags: handle,
     cudaEventCreateWithFlags: handle,
     cudaStreamDestroy: destroy,
@@ -223,5 +275,10 @@ export function fakeCudart(options: FakeCudartOptions = {}): FakeCudart {
       for (const queue of queues.values()) n += queue.ops.length;
       return n;
     },
+    hostRegistrations,
+    get liveRegistrations() {
+      return hostRegistrations.filter((r) => r.live).length;
+    },
+    faults,
   };
 }

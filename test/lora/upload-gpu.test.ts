@@ -1,18 +1,18 @@
 // Streamed uploads on a real GPU (skipped without one): a file larger than the ring many times
-// over arrives byte for byte, with odd chunk sizes and through a pool. The ≥ 2 GB bandwidth
-// figures are bench/upload.bench.ts's job.
+// over arrives byte for byte, with odd chunk sizes, through a pool, and from registered windows
+// of the mapped file. The ≥ 2 GB bandwidth figures are bench/upload.bench.ts's job.
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "../harness.ts";
 import { CudaContext, PinnedPool } from "../../src/cuda/index.ts";
-import { uploadFileRanges } from "../../src/lora/index.ts";
+import { type UploadOptions, uploadFileRanges } from "../../src/lora/index.ts";
 import { probeGpu } from "../cuda/gpu-probe.ts";
 import { inTempDir } from "./tools-fixtures.ts";
 
 const skip = probeGpu().reason;
 
-test("upload (GPU): 96 MiB through rings of several shapes arrive byte for byte", () => inTempDir(async (dir) => {
+test("upload (GPU): 96 MiB through staged rings and mapped windows of several shapes arrive byte for byte", () => inTempDir(async (dir) => {
   const size = 96 * 2 ** 20 + 123;
   const data = new Uint8Array(size);
   // Every 4-byte word distinct, so a chunk landing at the wrong offset cannot go unnoticed.
@@ -23,9 +23,19 @@ test("upload (GPU): 96 MiB through rings of several shapes arrive byte for byte"
   using context = CudaContext.create({ device: 0 });
   using device = context.alloc(size);
   using pool = new PinnedPool(context);
-  for (const options of [{ chunkBytes: 8 * 2 ** 20 + 5, slots: 2 }, { chunkBytes: 3 * 2 ** 20, slots: 4, pool }, { chunkBytes: 64 * 2 ** 20, slots: 8 }]) {
+  // Two ranges that meet mid-page: a mapped window then serves both.
+  const split = 40 * 2 ** 20 + 5;
+  const ranges = [{ offset: 0, byteLength: split, target: device }, { offset: split, byteLength: size - split, target: device, targetOffset: split }];
+  const shapes: UploadOptions[] = [
+    { chunkBytes: 8 * 2 ** 20 + 5, slots: 2 },
+    { chunkBytes: 3 * 2 ** 20, slots: 4, pool },
+    { chunkBytes: 64 * 2 ** 20, slots: 8 },
+    { strategy: "mapped", chunkBytes: 8 * 2 ** 20 + 5, slots: 2 },
+    { strategy: "mapped", chunkBytes: 32 * 2 ** 20, slots: 1 },
+  ];
+  for (const options of shapes) {
     device.fill(0);
-    const stats = await uploadFileRanges(context, path, [{ offset: 0, byteLength: size, target: device }], options);
+    const stats = await uploadFileRanges(context, path, ranges, options);
     assert.equal(stats.bytes, size);
     assert.ok(Buffer.from(device.read(new Uint8Array(size))).equals(Buffer.from(data)), JSON.stringify({ ...options, pool: options.pool !== undefined }));
   }
