@@ -2,7 +2,7 @@
 //  - a pool hit (alloc + dispose of a 4 KiB PooledDeviceBuffer on one stream) vs C
 //    cudaMallocAsync+cudaFreeAsync and cudaMalloc+cudaFree pairs;
 //  - a transformer-like allocation trace (bench/pool-trace.ts) on real memory: peak reserved /
-//    peak live requested bytes.
+//    peak live requested bytes, with a segment per size and with expandable segments.
 //   nvcc -O2 -o .cache/bench/pool_anchor bench/c/pool_anchor.cu
 //   <runtime> bench/pool.bench.ts path/to/pool_anchor     (or GPUFFI_POOL_ANCHOR=path)
 // Prints a table, then a `#bench {json}` line for scripts.
@@ -43,14 +43,24 @@ function loopUs(n = 200_000): number {
 }
 const hitUs = loopUs();
 
-using tracePool = new DevicePool(context);
-const { peakLiveBytes } = replay(transformerTrace(), (n) => tracePool.alloc(n, { stream }), (buffer) => buffer.dispose());
-const traceStats = tracePool.stats();
+/** The trace replayed on a fresh pool: peak reserved / peak live, and how long the replay took. */
+function trace(expandableSegments: boolean) {
+  using tracePool = new DevicePool(context, { expandableSegments });
+  const start = performance.now();
+  const { peakLiveBytes } = replay(transformerTrace(), (n) => tracePool.alloc(n, { stream }), (buffer) => buffer.dispose());
+  const ms = performance.now() - start;
+  const stats = tracePool.stats();
+  const figures = { expandableSegments, peakLiveBytes, peakReservedBytes: stats.peakReservedBytes, ratio: stats.peakReservedBytes / peakLiveBytes, goal: 1.15, hits: stats.hits, misses: stats.misses, ms };
+  const summary = tracePool.toString();
+  tracePool.trim();
+  return { figures, summary };
+}
+const traces = [trace(false), trace(true)];
 const figures = {
   runtime: runtimeVersion(),
   device: context.info().name,
   hit: { gpuffiLoopUs: hitUs, gpuffiMitataUs: mitataUs, cMallocAsyncFreeAsyncUs: c.mallocAsyncFreeAsyncUs, cMallocFreeUs: c.mallocFreeUs, goalUs: 0.25 },
-  trace: { peakLiveBytes, peakReservedBytes: traceStats.peakReservedBytes, ratio: traceStats.peakReservedBytes / peakLiveBytes, goal: 1.15, hits: traceStats.hits, misses: traceStats.misses },
+  traces: traces.map((t) => t.figures),
   bytes,
 };
 const f = (x: number) => x.toFixed(3);
@@ -60,6 +70,5 @@ console.log(`${figures.runtime} on ${figures.device}
 | DevicePool hit (loop; mitata p50) | ${f(hitUs)}; ${f(mitataUs)} (goal ≤ 0.25) |
 | C cudaMallocAsync + cudaFreeAsync | ${f(c.mallocAsyncFreeAsyncUs)} (${(c.mallocAsyncFreeAsyncUs / hitUs).toFixed(1)}× the pool hit) |
 | C cudaMalloc + cudaFree | ${c.mallocFreeUs.toFixed(1)} (${(c.mallocFreeUs / hitUs).toFixed(0)}× the pool hit) |
-transformer trace: peak reserved ${(traceStats.peakReservedBytes / 2 ** 20).toFixed(0)} MiB / peak live ${(peakLiveBytes / 2 ** 20).toFixed(0)} MiB = ${f(figures.trace.ratio)} (goal ≤ 1.15); ${traceStats.hits} hits, ${traceStats.misses} misses
-${tracePool}`);
+${traces.map(({ figures: t, summary }) => `transformer trace, ${t.expandableSegments ? "expandable segments" : "a segment per size"}: peak reserved ${(t.peakReservedBytes / 2 ** 20).toFixed(0)} MiB / peak live ${(t.peakLiveBytes / 2 ** 20).toFixed(0)} MiB = ${f(t.ratio)} (goal ≤ 1.15); ${t.hits} hits, ${t.misses} misses; replay ${t.ms.toFixed(0)} ms\n  ${summary}`).join("\n")}`);
 console.log(`#bench ${JSON.stringify(figures)}`);

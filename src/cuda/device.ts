@@ -82,7 +82,7 @@ export function getDeviceAttribute(runtime: CudaRuntime, device: number, attribu
 let libcuda: NativeLibrary<typeof libcudaSymbols> | undefined;
 
 /** Names CUresult codes with the driver's own cuGetErrorName/cuGetErrorString. */
-function driverDescriber(lib: NativeLibrary<typeof libcudaSymbols>): ErrorDescriber {
+export function driverDescriber(lib: NativeLibrary<typeof libcudaSymbols>): ErrorDescriber {
   const describe = (fn: typeof lib.symbols.cuGetErrorName, status: number) => {
     const out = Out.pointer();
     return fn(status, out.buffer) === 0 ? readCString(out.value) : null;

@@ -1,7 +1,8 @@
-// libcuda, the driver API, for the two device facts the runtime API only returns inside
-// struct cudaDeviceProp (whose layout changes between CUDA versions): the name and the UUID.
-// The driver library comes with the NVIDIA driver itself, so it is present wherever a GPU is.
-import { type LibrarySpec, defineSymbols } from "../ffi/index.ts";
+// libcuda, the driver API, for what the runtime API lacks: the device name and UUID (the runtime
+// only returns them inside struct cudaDeviceProp, whose layout changes between CUDA versions) and
+// virtual memory management, which the pools' expandable segments map memory with. The driver
+// library comes with the NVIDIA driver itself, so it is present wherever a GPU is.
+import { type LibrarySpec, defineStruct, defineSymbols } from "../ffi/index.ts";
 
 export const libcudaSpec: LibrarySpec = {
   name: "libcuda",
@@ -9,6 +10,40 @@ export const libcudaSpec: LibrarySpec = {
   envVar: "GPUFFI_LIBCUDA",
   hint: "install the NVIDIA driver (libcuda.so.1 ships with it), or set GPUFFI_LIBCUDA to the file or its directory.",
 };
+
+// typedef struct CUmemLocation_st { CUmemLocationType type; int id; } CUmemLocation;
+export const cuMemLocation = defineStruct("CUmemLocation", { type: "i32", id: "i32" });
+
+// typedef struct CUmemAllocationProp_st { CUmemAllocationType type; CUmemAllocationHandleType
+// requestedHandleTypes; CUmemLocation location; void *win32HandleMetaData; struct { unsigned char
+// compressionType; unsigned char gpuDirectRDMACapable; unsigned short usage; unsigned char
+// reserved[4]; } allocFlags; } CUmemAllocationProp;
+export const cuMemAllocationProp = defineStruct("CUmemAllocationProp", {
+  type: "i32",
+  requestedHandleTypes: "i32",
+  location: cuMemLocation,
+  win32HandleMetaData: "ptr",
+  allocFlags: defineStruct("CUmemAllocationProp.allocFlags", { compressionType: "u8", gpuDirectRDMACapable: "u8", usage: "u16", reserved: { array: "u8", length: 4 } }),
+});
+
+// typedef struct CUmemAccessDesc_st { CUmemLocation location; CUmemAccess_flags flags; } CUmemAccessDesc;
+export const cuMemAccessDesc = defineStruct("CUmemAccessDesc", { location: cuMemLocation, flags: "i32" });
+
+/** The enum values the pools use. */
+export const CuMem = {
+  /** CUresult CUDA_ERROR_OUT_OF_MEMORY. */
+  errorOutOfMemory: 2,
+  /** CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED. */
+  attributeVmmSupported: 102,
+  /** CU_MEM_ALLOCATION_TYPE_PINNED: the only type cuMemCreate takes. */
+  allocationPinned: 1,
+  /** CU_MEM_LOCATION_TYPE_DEVICE. */
+  locationDevice: 1,
+  /** CU_MEM_ACCESS_FLAGS_PROT_READWRITE. */
+  accessReadWrite: 3,
+  /** CU_MEM_ALLOC_GRANULARITY_MINIMUM. */
+  granularityMinimum: 0,
+} as const;
 
 export const libcudaSymbols = defineSymbols({
   // CUresult cuGetErrorString(CUresult error, const char **pStr);
@@ -25,4 +60,22 @@ export const libcudaSymbols = defineSymbols({
   cuDeviceGetUuid_v2: { parameters: ["buffer", "i32"], result: "i32" },
   // CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev);
   cuDeviceTotalMem_v2: { parameters: ["buffer", "i32"], result: "i32" },
+  // CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev);
+  cuDeviceGetAttribute: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  // CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment, CUdeviceptr addr, unsigned long long flags);
+  cuMemAddressReserve: { parameters: ["buffer", "usize", "usize", "ptr", "u64"], result: "i32" },
+  // CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size);
+  cuMemAddressFree: { parameters: ["ptr", "usize"], result: "i32" },
+  // CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop, unsigned long long flags);
+  cuMemCreate: { parameters: ["buffer", "usize", "buffer", "u64"], result: "i32" },
+  // CUresult cuMemRelease(CUmemGenericAllocationHandle handle);
+  cuMemRelease: { parameters: ["u64"], result: "i32" },
+  // CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle, unsigned long long flags);
+  cuMemMap: { parameters: ["ptr", "usize", "usize", "u64", "u64"], result: "i32" },
+  // CUresult cuMemUnmap(CUdeviceptr ptr, size_t size);
+  cuMemUnmap: { parameters: ["ptr", "usize"], result: "i32" },
+  // CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count);
+  cuMemSetAccess: { parameters: ["ptr", "usize", "buffer", "usize"], result: "i32" },
+  // CUresult cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop, CUmemAllocationGranularity_flags option);
+  cuMemGetAllocationGranularity: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
 });

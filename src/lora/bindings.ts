@@ -149,6 +149,8 @@ export const llamaSymbols = defineSymbols({
   llama_max_devices: { parameters: [], result: "usize" },
   // LLAMA_API bool llama_supports_gpu_offload(void);
   llama_supports_gpu_offload: { parameters: [], result: "bool" },
+  // LLAMA_API bool llama_supports_rpc        (void);
+  llama_supports_rpc: { parameters: [], result: "bool" },
   // LLAMA_API uint32_t llama_n_ctx(const struct llama_context * ctx);
   llama_n_ctx: { parameters: ["ptr"], result: "u32" },
   // LLAMA_API uint32_t llama_n_batch(const struct llama_context * ctx);
@@ -314,6 +316,10 @@ export const ggmlBaseSymbols = defineSymbols({
   ggml_backend_dev_memory: { parameters: ["ptr", "buffer", "buffer"], result: "void" },
   // GGML_API enum ggml_backend_dev_type ggml_backend_dev_type(ggml_backend_dev_t device);
   ggml_backend_dev_type: { parameters: ["ptr"], result: "i32" },
+  // GGML_API size_t ggml_backend_reg_dev_count(ggml_backend_reg_t reg);
+  ggml_backend_reg_dev_count: { parameters: ["ptr"], result: "usize" },
+  // GGML_API ggml_backend_dev_t ggml_backend_reg_dev_get(ggml_backend_reg_t reg, size_t index);
+  ggml_backend_reg_dev_get: { parameters: ["ptr", "usize"], result: "ptr" },
 });
 
 // ----- ggml-backend.h: libggml (the backend registry) ------------------------------------------

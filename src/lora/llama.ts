@@ -7,6 +7,7 @@ import {
   type NativeLibrary,
   NativeResource,
   Out,
+  type Pointer,
   defineSymbols,
   loadLibrary,
   openLibrary,
@@ -66,7 +67,8 @@ const backendDirsLoaded = new Set<string>();
 const libcAbs = defineSymbols({ abs: { parameters: ["i32"], result: "i32" } });
 let silentLogger: number | undefined;
 
-function siblingLibrary<T extends Parameters<typeof loadLibrary>[1]>(name: string, sonames: string[], table: T, dir: string | undefined): NativeLibrary<T> {
+/** Loads a library that must sit next to libllama (`dir`: libllama's directory, if it was found in one). */
+export function siblingLibrary<T extends Parameters<typeof loadLibrary>[1]>(name: string, sonames: string[], table: T, dir: string | undefined): NativeLibrary<T> {
   const spec: LibrarySpec = { name, sonames, envVar: "GPUFFI_LLAMA_DIR", hint: `${name} must sit next to libllama` };
   // Found by the linker's own search (no directory): its dependencies were found the same way.
   return loadLibrary(spec, table, dir === undefined ? { env: {} } : { path: dir });
@@ -87,6 +89,8 @@ export class Llama extends NativeResource {
   readonly lifetime: Lifetime;
   /** The libllama file that was loaded. */
   readonly path: string;
+  /** @internal libllama's directory; undefined when the dynamic linker's own search found it. */
+  readonly dir: string | undefined;
   readonly versions: LlamaVersions;
 
   private constructor(options: LlamaOptions) {
@@ -117,6 +121,7 @@ export class Llama extends NativeResource {
     this.#ggmlBase = ggmlBase;
     this.lifetime = lifetime;
     this.path = lib.path;
+    this.dir = dir;
     this.versions = Object.freeze(versions);
   }
 
@@ -138,10 +143,16 @@ export class Llama extends NativeResource {
     return this.lib.symbols.llama_print_system_info() ?? "";
   }
 
-  /** Whether a GPU backend is available to offload layers to. */
+  /** Whether layers can be offloaded: a GPU backend is available, or (llama.cpp counts it too) the RPC backend. */
   get supportsGpuOffload(): boolean {
     this.assertLive();
     return this.lib.symbols.llama_supports_gpu_offload();
+  }
+
+  /** Whether libllama was built with ggml's RPC backend (`scripts/build-llama.sh --rpc`). */
+  get supportsRpc(): boolean {
+    this.assertLive();
+    return this.lib.symbols.llama_supports_rpc();
   }
 
   /** `llama_max_devices()`: the length a `tensorSplit` may have. */
@@ -152,21 +163,42 @@ export class Llama extends NativeResource {
 
   /** The devices ggml registered, in the order `mainGpu`/`tensorSplit` count GPUs after the CPU. */
   devices(): LlamaDevice[] {
+    return this.deviceHandles().map(({ handle }) => this.describeDevice(handle));
+  }
+
+  /** @internal The `ggml_backend_dev_t` of every registered device, in registry order, with its type. */
+  deviceHandles(): { handle: Pointer; type: LlamaDevice["type"] }[] {
+    this.assertLive();
+    const { symbols } = this.#ggml;
+    return Array.from({ length: symbols.ggml_backend_dev_count() }, (_, i) => {
+      const handle = symbols.ggml_backend_dev_get(i);
+      return { handle, type: this.#deviceType(handle) };
+    });
+  }
+
+  /** @internal The devices of one backend registry (`ggml_backend_reg_t`), e.g. an RPC server's. */
+  registryDevices(registry: Pointer): Pointer[] {
+    this.assertLive();
+    const { symbols } = this.#ggmlBase;
+    return Array.from({ length: symbols.ggml_backend_reg_dev_count(registry) }, (_, i) => symbols.ggml_backend_reg_dev_get(registry, i));
+  }
+
+  /** @internal Name, type and memory of a `ggml_backend_dev_t`. */
+  describeDevice(device: Pointer): LlamaDevice {
     this.assertLive();
     const { symbols: base } = this.#ggmlBase;
-    const devices: LlamaDevice[] = [];
-    for (let i = 0; i < this.#ggml.symbols.ggml_backend_dev_count(); i++) {
-      const device = this.#ggml.symbols.ggml_backend_dev_get(i);
-      const [free, total] = [Out.size(), Out.size()];
-      base.ggml_backend_dev_memory(device, free.buffer, total.buffer);
-      devices.push({
-        name: base.ggml_backend_dev_name(device) ?? "",
-        description: base.ggml_backend_dev_description(device) ?? "",
-        type: deviceTypes[base.ggml_backend_dev_type(device)] ?? "unknown",
-        memoryFree: free.value,
-        memoryTotal: total.value,
-      });
-    }
-    return devices;
+    const [free, total] = [Out.size(), Out.size()];
+    base.ggml_backend_dev_memory(device, free.buffer, total.buffer);
+    return {
+      name: base.ggml_backend_dev_name(device) ?? "",
+      description: base.ggml_backend_dev_description(device) ?? "",
+      type: this.#deviceType(device),
+      memoryFree: free.value,
+      memoryTotal: total.value,
+    };
+  }
+
+  #deviceType(device: Pointer): LlamaDevice["type"] {
+    return deviceTypes[this.#ggmlBase.symbols.ggml_backend_dev_type(device)] ?? "unknown";
   }
 }

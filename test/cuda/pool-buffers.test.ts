@@ -4,8 +4,11 @@
 import assert from "node:assert/strict";
 import { test } from "../harness.ts";
 import { DisposedError, setLeakReporter } from "../../src/ffi/index.ts";
-import { CudaContext, CudaStateError, DevicePool } from "../../src/cuda/index.ts";
+import { CudaArgumentError, CudaContext, CudaStateError, DevicePool } from "../../src/cuda/index.ts";
+import { GpuffiError } from "../../src/ffi/index.ts";
+import { cuMemAccessDesc, cuMemAllocationProp } from "../../src/cuda/driver-library.ts";
 import { fakeCudart } from "./fake-cudart.ts";
+import { probeGpu } from "./gpu-probe.ts";
 
 const collectGarbage = (globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } }).Bun
   ? () => (globalThis as unknown as { Bun: { gc(force: boolean): void } }).Bun.gc(true)
@@ -75,3 +78,15 @@ test("leaked pool buffers go back to the pool through the finalizer", async () =
     setLeakReporter(previous);
   }
 }, { skip: collectGarbage ? undefined : "this runtime exposes no gc() (node needs --expose-gc, deno --v8-flags=--expose-gc)" });
+
+test("expandable segments: the option is checked, a missing driver is a typed error, and the VMM structs have cuda.h's layout", () => {
+  const fake = fakeCudart();
+  using context = CudaContext.create({ runtime: fake.runtime });
+  assert.throws(() => new DevicePool(context, { expandableSegments: "yes" as unknown as boolean }), CudaArgumentError);
+  // Without a GPU there is no usable libcuda (the fake stands in for libcudart only).
+  if (probeGpu().reason) assert.throws(() => new DevicePool(context, { expandableSegments: true }).dispose(), (e: unknown) => e instanceof GpuffiError);
+  assert.equal(cuMemAllocationProp.size, 32);
+  assert.deepEqual(cuMemAllocationProp.layout.map((f) => [f.name, f.offset]), [["type", 0], ["requestedHandleTypes", 4], ["location", 8], ["win32HandleMetaData", 16], ["allocFlags", 24]]);
+  assert.equal(cuMemAccessDesc.size, 12);
+  assert.equal(fake.live.size, 0);
+});

@@ -21,7 +21,37 @@ export class HostSource implements SegmentSource<string> {
   grows = 0;
   #next = 0x10000;
 
+  /** Expandable segments (ExpandableSource): ranges reserved far apart, mapped in steps of this. */
+  readonly granularity = 2 ** 21;
+
   constructor(public capacity = Infinity) {}
+
+  /** An expandable range with `bytes` mapped, or undefined when the virtual device is full. */
+  reserve(bytes: number): number | undefined {
+    const ptr = this.grow(bytes);
+    if (ptr !== undefined) this.#next = ptr + 2 ** 40;
+    return ptr;
+  }
+
+  /** Unmaps the range at `ptr` down to `bytes`, rounded up to the granularity; returns the bytes still mapped. */
+  shrink(ptr: number, bytes: number): number {
+    const mapped = this.segments.get(ptr);
+    if (mapped === undefined || this.syncedAt < 0) throw new Error(`bad shrink of 0x${ptr.toString(16)}`);
+    const kept = Math.min(mapped, Math.ceil(bytes / this.granularity) * this.granularity);
+    this.segments.set(ptr, kept);
+    this.used -= mapped - kept;
+    return kept;
+  }
+
+  /** Maps the range at `ptr` up to `bytes`; false when the virtual device is full. */
+  extend(ptr: number, bytes: number): boolean {
+    const mapped = this.segments.get(ptr);
+    if (mapped === undefined || bytes < mapped || bytes % this.granularity !== 0) throw new Error(`bad extend of 0x${ptr.toString(16)} to ${bytes} bytes`);
+    if (this.used + bytes - mapped > this.capacity) return false;
+    this.segments.set(ptr, bytes);
+    this.used += bytes - mapped;
+    return true;
+  }
 
   /** A segment of `bytes`, or undefined when the virtual device is full. */
   grow(bytes: number): number | undefined {

@@ -45,11 +45,24 @@ export interface ArenaSpec {
   segmentUnits(units: number): number;
   /** A new segment of `units` units, or undefined when the driver is out of memory. */
   grow(units: number): Pointer | undefined;
+  /**
+   * Expandable arenas (one segment that grows in place, see expandable.ts): maps memory onto the
+   * end of the segment at `ptr` until it has `units` units; false when the driver is out of memory.
+   */
+  extend?(ptr: Pointer, units: number): boolean;
+  /** Expandable arenas: unmaps what it can above `units` units (the device is idle); returns the units still mapped. */
+  shrink?(ptr: Pointer, units: number): number;
 }
 
 class Segment<S> {
   first!: Block<S>;
-  constructor(readonly arena: Arena<S>, readonly ptr: Pointer, readonly units: number) {}
+  constructor(readonly arena: Arena<S>, readonly ptr: Pointer, public units: number) {}
+
+  get last(): Block<S> {
+    let block = this.first;
+    while (block.next) block = block.next;
+    return block;
+  }
 }
 
 /** A piece of a segment: in use, in a free list, or waiting for events (pending). */
@@ -90,6 +103,13 @@ class FreeList<S> {
   readonly #parked = new Map<number, Block<S>[]>();
   #parkedCount = 0;
 
+  /**
+   * @param shared For a stream's list, the arena's list for every stream: its free neighbours are
+   *   merged in too (a block every stream may take may be taken by this one), so that memory
+   *   split off for one stream joins its neighbours again when that stream frees it.
+   */
+  constructor(readonly shared?: FreeList<S>) {}
+
   #lowerBound(units: number, ptr: Pointer): number {
     const blocks = this.blocks;
     let lo = 0;
@@ -117,20 +137,20 @@ class FreeList<S> {
     return this.blocks[this.#lowerBound(units, -1)];
   }
 
-  /** Puts a free block in the list, merged with its neighbours where they are free in it. */
+  /** Puts a free block in the list, merged with its neighbours where they are free in it (or in `shared`). */
   insertMerged(block: Block<S>): void {
     let b = block;
     const prev = b.prev;
-    if (prev && prev.list === this) {
-      this.remove(prev);
+    if (prev && prev.list && (prev.list === this || prev.list === this.shared)) {
+      prev.list.remove(prev);
       prev.units += b.units;
       prev.next = b.next;
       if (b.next) b.next.prev = prev;
       b = prev;
     }
     const next = b.next;
-    if (next && next.list === this) {
-      this.remove(next);
+    if (next && next.list && (next.list === this || next.list === this.shared)) {
+      next.list.remove(next);
       b.units += next.units;
       b.next = next.next;
       if (next.next) next.next.prev = b;
@@ -299,7 +319,7 @@ export class BlockPool<S> {
 
   #streamList(arena: Arena<S>, stream: S): FreeList<S> {
     let list = arena.byStream.get(stream);
-    if (!list) arena.byStream.set(stream, (list = new FreeList<S>()));
+    if (!list) arena.byStream.set(stream, (list = new FreeList<S>(arena.shared)));
     return list;
   }
 
@@ -448,20 +468,26 @@ export class BlockPool<S> {
     const spec = arena.spec;
     const counters = this.#counters;
     const room = () => (this.#limit === undefined ? Infinity : Math.floor((this.#limit - counters.reservedBytes) / spec.bytesPerUnit));
-    if (units > room()) {
+    // The least a new segment can have; an expandable one grows in whole steps of its granularity.
+    const minimal = spec.extend ? spec.segmentUnits(units) : units;
+    if (minimal > room()) {
       this.releaseCached();
       const block = this.#cached(arena, units, stream);
       if (block) return block;
-      if (units > room()) throw this.#outOfMemory(requestedBytes, "limit");
+      if (minimal > room()) throw this.#outOfMemory(requestedBytes, "limit");
     }
-    let segmentUnits = Math.max(units, Math.min(spec.segmentUnits(units), room()));
+    if (spec.extend) {
+      const extended = this.#extendArena(arena, units, requestedBytes, stream);
+      if (extended) return extended;
+    }
+    let segmentUnits = Math.max(minimal, Math.min(spec.segmentUnits(units), room()));
     let ptr = spec.grow(segmentUnits);
     if (ptr === undefined) {
       this.releaseCached();
       const block = this.#cached(arena, units, stream);
       if (block) return block;
-      segmentUnits = units;
-      ptr = spec.grow(units);
+      segmentUnits = minimal;
+      ptr = spec.grow(minimal);
       if (ptr === undefined) throw this.#outOfMemory(requestedBytes, "driver");
     }
     const segment = new Segment(arena, ptr, segmentUnits);
@@ -472,6 +498,52 @@ export class BlockPool<S> {
     return segment.first;
   }
 
+  /**
+   * An expandable arena's segment grown, with the cache released and one retry when the driver is
+   * out of memory. Undefined when the arena has no segment (any more): the caller makes one.
+   */
+  #extendArena(arena: Arena<S>, units: number, requestedBytes: number, stream: S): Block<S> | undefined {
+    const [segment] = arena.segments;
+    if (!segment) return undefined;
+    const block = this.#extend(segment, units, stream);
+    if (block) return block;
+    this.releaseCached();
+    const cached = this.#cached(arena, units, stream);
+    if (cached) return cached;
+    const [kept] = arena.segments;
+    if (!kept) return undefined;
+    const again = this.#extend(kept, units, stream);
+    if (!again) throw this.#outOfMemory(requestedBytes, "driver");
+    return again;
+  }
+
+  /**
+   * Grows an expandable arena's segment in place: onto its last block where that is free for
+   * `stream`, else by a new block at its end. Undefined when the driver is out of memory. It
+   * adds at most spec.segmentUnits(units), which #grow checked against the limit.
+   */
+  #extend(segment: Segment<S>, units: number, stream: S): Block<S> | undefined {
+    const arena = segment.arena;
+    const last = segment.last;
+    const list = last.list === arena.shared || last.list === arena.byStream.get(stream) ? last.list : undefined;
+    const added = arena.spec.segmentUnits(units - (list ? last.units : 0));
+    if (!arena.spec.extend!(segment.ptr, segment.units + added)) return undefined;
+    const offset = segment.units;
+    segment.units += added;
+    this.#counters.reserve(added * arena.spec.bytesPerUnit, true);
+    this.#counters.misses++;
+    if (list) {
+      list.remove(last);
+      last.units += added;
+      list.insert(last);
+      return last;
+    }
+    const block = new Block(segment, offset, added);
+    block.prev = last;
+    last.next = block;
+    return block;
+  }
+
   /** After a synchronize: merges the arena's free lists into one and releases its wholly free segments. */
   #releaseIdle(arena: Arena<S>): number {
     for (const list of arena.byStream.values()) for (const block of list.drain()) arena.shared.insertMerged(block);
@@ -479,11 +551,31 @@ export class BlockPool<S> {
     let released = 0;
     for (const segment of arena.segments) {
       const first = segment.first;
-      if (first.next || first.list !== arena.shared) continue;
-      arena.shared.remove(first);
-      released += this.#releaseSegment(segment);
+      if (!first.next && first.list === arena.shared) {
+        arena.shared.remove(first);
+        released += this.#releaseSegment(segment);
+      } else if (arena.spec.shrink) {
+        released += this.#shrink(segment, arena.spec.shrink);
+      }
     }
     return released;
+  }
+
+  /** Unmaps the free end of an expandable segment; returns the bytes released. */
+  #shrink(segment: Segment<S>, shrink: (ptr: Pointer, units: number) => number): number {
+    const last = segment.last;
+    const shared = segment.arena.shared;
+    if (last.list !== shared) return 0;
+    const freed = segment.units - shrink(segment.ptr, last.offset);
+    if (freed <= 0) return 0;
+    shared.remove(last);
+    last.units -= freed;
+    segment.units -= freed;
+    if (last.units > 0) shared.insert(last);
+    else last.prev!.next = undefined;
+    const bytes = freed * segment.arena.spec.bytesPerUnit;
+    this.#counters.reservedBytes -= bytes;
+    return bytes;
   }
 
   #releaseSegment(segment: Segment<S>): number {

@@ -6,6 +6,7 @@ import { CudaStatus } from "../errors.ts";
 import type { CudaRuntime } from "../runtime.ts";
 import type { CudaStream } from "../stream.ts";
 import type { PoolEvent, SegmentSource } from "./block-pool.ts";
+import type { ExpandableMemory } from "./expandable.ts";
 
 /** A stream key of the pools: a CudaStream, or null for the legacy default stream. */
 export type PoolStream = CudaStream | null;
@@ -19,7 +20,8 @@ export class CudaSegmentSource implements SegmentSource<PoolStream> {
   /** Events handed back by the pool, recorded again instead of created. */
   readonly #spareEvents: Pointer[] = [];
 
-  constructor(readonly runtime: CudaRuntime, readonly device: number, readonly freeCall: "cudaFree" | "cudaFreeHost") {}
+  /** @param expandable Where the pool's expandable segments live; free() gives their ranges back there. */
+  constructor(readonly runtime: CudaRuntime, readonly device: number, readonly freeCall: "cudaFree" | "cudaFreeHost", readonly expandable?: ExpandableMemory) {}
 
   #activate(): void {
     this.runtime.setCurrent(this.device);
@@ -62,6 +64,7 @@ export class CudaSegmentSource implements SegmentSource<PoolStream> {
 
   free(ptr: Pointer): void {
     this.#activate();
+    if (this.expandable?.owns(ptr)) return this.expandable.free(ptr);
     this.#check(this.runtime.symbols[this.freeCall](ptr), this.freeCall);
   }
 

@@ -2,17 +2,29 @@
 // the pool on dispose (or, if leaked, when the garbage collector finds them, with a warning).
 import type { CudaContext } from "../context.ts";
 import { ContextResource } from "../context-resource.ts";
-import { CudaStateError } from "../errors.ts";
+import { CudaArgumentError, CudaStateError } from "../errors.ts";
 import { DeviceBuffer, checkAllocationSize } from "../memory.ts";
 import type { CudaStream } from "../stream.ts";
 import { type Block, BlockPool } from "./block-pool.ts";
 import { CudaSegmentSource, type PoolStream } from "./cuda-source.ts";
+import { ExpandableMemory } from "./expandable.ts";
 import { LinearArenas } from "./linear.ts";
 import type { PoolStats } from "./stats.ts";
 
 export interface PoolOptions {
   /** Most bytes the pool may hold from the driver (default: no limit). */
   readonly limit?: number;
+}
+
+export interface DevicePoolOptions extends PoolOptions {
+  /**
+   * Serve requests above 1 MiB from one expandable segment (PyTorch's `expandable_segments`): a
+   * range of addresses onto whose end memory is mapped as the pool grows, so that memory freed by
+   * requests of one size serves requests of any other. Far less memory reserved for workloads
+   * whose sizes change (default false, as in PyTorch; needs the driver's virtual memory management,
+   * see docs/pools.md).
+   */
+  readonly expandableSegments?: boolean;
 }
 
 export interface PoolAllocOptions {
@@ -125,12 +137,16 @@ export class PooledDeviceBuffer extends DeviceBuffer {
 export class DevicePool extends CudaPool {
   readonly #arenas: LinearArenas<PoolStream>;
 
-  constructor(context: CudaContext, options: PoolOptions = {}) {
+  constructor(context: CudaContext, options: DevicePoolOptions = {}) {
     context.activate();
-    const source = new CudaSegmentSource(context.runtime, context.device, "cudaFree");
+    if (options.expandableSegments !== undefined && typeof options.expandableSegments !== "boolean") {
+      throw new CudaArgumentError(`DevicePool: expandableSegments must be a boolean, got ${String(options.expandableSegments)}`);
+    }
+    const expandable = options.expandableSegments ? new ExpandableMemory(context.device, context.memoryInfo().total) : undefined;
+    const source = new CudaSegmentSource(context.runtime, context.device, "cudaFree", expandable);
     const core = new BlockPool<PoolStream>(source, { name: `DevicePool (device ${context.device})`, device: context.device, limit: options.limit });
     super(context, "DevicePool", core, source);
-    this.#arenas = new LinearArenas(core, (bytes) => source.malloc(bytes));
+    this.#arenas = new LinearArenas(core, (bytes) => source.malloc(bytes), expandable);
   }
 
   /** At least `byteLength` bytes of device memory, 256-byte aligned. */

@@ -56,9 +56,10 @@ export class PoolCounters {
     if (this.requestedBytes > this.peakRequestedBytes) this.peakRequestedBytes = this.requestedBytes;
   }
 
-  reserve(bytes: number): void {
+  /** Counts `bytes` more reserved: a new segment, or (`extended`) an expandable one grown. */
+  reserve(bytes: number, extended = false): void {
     this.reservedBytes += bytes;
-    this.segmentsAllocated++;
+    if (!extended) this.segmentsAllocated++;
     if (this.reservedBytes > this.peakReservedBytes) this.peakReservedBytes = this.reservedBytes;
   }
 
