@@ -23,6 +23,17 @@ export { Batch } from "./batch.ts";
 export { expectedVersions } from "./bindings.ts";
 export * from "./convert/index.ts";
 export { type MergeAdapter, type MergeOptions, type MergeResult, mergeLoraFiles, mergeLoraSpecs } from "./merge.ts";
-export { type FileTensor, type UploadOptions, type UploadRange, type UploadStats, fileTensors, uploadFileRanges, uploadTensors } from "./upload.ts";
+export {
+  type FileTensor,
+  type UploadOptions,
+  type UploadRange,
+  type UploadStats,
+  type UploadStrategy,
+  UploadError,
+  fileTensors,
+  uploadFileRanges,
+  uploadStrategies,
+  uploadTensors,
+} from "./upload.ts";
 export { type MergeDevice, type MergeTerm, cpuMergeDevice } from "./merge.ts";
 export { CudaMergeDevice } from "./merge-cuda.ts";
