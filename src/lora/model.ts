@@ -5,6 +5,7 @@ import { LoadMode, SplitMode, llamaProgressCallback } from "./bindings.ts";
 import { LlamaError } from "./errors.ts";
 import { Lifetime } from "./lifetime.ts";
 import { Llama } from "./llama.ts";
+import { type RpcLease, leaseRpcDevices } from "./rpc.ts";
 import { readMetadata, readSizedString } from "./strings.ts";
 
 export interface ModelLoadOptions {
@@ -15,8 +16,16 @@ export interface ModelLoadOptions {
   readonly splitMode?: keyof typeof SplitMode;
   /** The GPU that holds the whole model when `splitMode` is "none". */
   readonly mainGpu?: number;
-  /** Proportions of the model per GPU (at most `llama.maxDevices` entries). */
+  /** Proportions of the model per GPU (at most `llama.maxDevices` entries); with `rpcServers`, the servers' devices come first. */
   readonly tensorSplit?: readonly number[];
+  /**
+   * ggml RPC servers ("host:port", each a running ggml-rpc-server) whose devices take layers
+   * before the local GPUs, as llama.cpp's `--rpc`. Needs a libllama built with RPC
+   * (`scripts/build-llama.sh --rpc`); each server is checked before ggml connects to it.
+   */
+  readonly rpcServers?: readonly string[];
+  /** Milliseconds each RPC server has to answer the handshake (default 10 000). */
+  readonly rpcTimeoutMs?: number;
   /** Memory-map the file (default: llama.cpp decides). */
   readonly useMmap?: boolean;
   /** Load only the vocabulary: enough to tokenize, not to run the model. */
@@ -64,12 +73,13 @@ export class LlamaModel extends NativeResource {
   readonly vocabOnly: boolean;
   #metadata: ReadonlyMap<string, string> | undefined;
 
-  private constructor(llama: Llama, ptr: Pointer, path: string, vocabOnly: boolean) {
+  private constructor(llama: Llama, ptr: Pointer, path: string, vocabOnly: boolean, rpc: RpcLease | undefined) {
     const { lib } = llama;
     llama.lifetime.retain();
     const llamaLifetime = llama.lifetime;
     const lifetime = new Lifetime(`model ${path}`, () => {
       lib.symbols.llama_model_free(ptr);
+      rpc?.release();
       llamaLifetime.release();
     });
     super("LlamaModel", () => lifetime.release());
@@ -121,20 +131,25 @@ export class LlamaModel extends NativeResource {
       vocab_only: options.vocabOnly ?? false,
       progress_callback: progress?.ptr ?? 0,
     };
-    let ptr: Pointer;
+    let ptr: Pointer = 0;
+    let rpc: RpcLease | undefined;
     try {
+      if (options.rpcServers !== undefined) rpc = await leaseRpcDevices(llama, options.rpcServers, options.rpcTimeoutMs);
+      const withDevices = rpc ? { ...params, devices: rpc.devices.ptr } : params;
       ptr = capabilities.nonblockingCalls
-        ? await lib.async.llama_model_load_from_file(path, params)
-        : lib.symbols.llama_model_load_from_file(path, params);
+        ? await lib.async.llama_model_load_from_file(path, withDevices)
+        : lib.symbols.llama_model_load_from_file(path, withDevices);
     } finally {
       progress?.dispose();
       tensorSplit?.dispose();
+      rpc?.devices.dispose();
+      if (ptr === 0) rpc?.release();
     }
     if (ptr === 0) {
       if (signal?.aborted) throw abortReason(signal);
       throw new LlamaError("ERR_LLAMA_MODEL_LOAD", `llama.cpp could not load the model ${path} (Llama.load({ log: "stderr" }) shows why)`);
     }
-    return new LlamaModel(llama, ptr, path, options.vocabOnly ?? false);
+    return new LlamaModel(llama, ptr, path, options.vocabOnly ?? false, rpc);
   }
 
   /** Every GGUF metadata scalar, rendered as a string by llama.cpp (arrays are left out). */

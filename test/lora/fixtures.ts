@@ -26,9 +26,12 @@ export const llamaUnavailable: string | undefined = (() => {
   }
 })();
 
-/** GPU tests run only against a CUDA build (GPUFFI_LLAMA_DIR pointing at one). */
+/**
+ * GPU tests run only against a CUDA build (GPUFFI_LLAMA_DIR pointing at one). Not
+ * `supportsGpuOffload`: llama.cpp answers true for any build with the RPC backend.
+ */
 export const gpuUnavailable: string | undefined =
-  llamaUnavailable ?? (Llama.shared().supportsGpuOffload ? undefined : "no CUDA build of libllama: set GPUFFI_LLAMA_DIR");
+  llamaUnavailable ?? (Llama.shared().devices().some((d) => d.type === "gpu") ? undefined : "no CUDA build of libllama: set GPUFFI_LLAMA_DIR");
 
 export interface TinyFixture {
   readonly spec: GgufSpec;

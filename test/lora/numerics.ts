@@ -9,12 +9,12 @@ const prompt = "the cat sat on the mat";
 // f32 end to end: flash attention and an f16 KV cache round Q·K and K/V to f16 on the CPU, which
 // turns last-bit differences between the merged and the adapted model into ≈2e-4 relative and
 // would hide what the comparison is about.
-const contextOptions = { contextSize: 64, threads: 2, cacheType: "f32", flashAttention: false } as const;
+export const contextOptions = { contextSize: 64, threads: 2, cacheType: "f32", flashAttention: false } as const;
 const loraA = { rank: 4, alpha: 8, seed: 11 };
 const loraB = { rank: 2, alpha: 3, seed: 12 };
 
 /** Logits of every prompt position, concatenated. */
-function promptLogits(context: LlamaContext): Float32Array {
+export function promptLogits(context: LlamaContext): Float32Array {
   const tokens = context.model.tokenize(prompt);
   context.clearMemory();
   context.evaluate(tokens, { allLogits: true });
@@ -33,7 +33,7 @@ function maxAbsDifference(a: Float32Array, b: Float32Array): number {
 
 const maxAbs = (values: Float32Array) => values.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
-function assertClose(actual: Float32Array, expected: Float32Array, bound: number, what: string): void {
+export function assertClose(actual: Float32Array, expected: Float32Array, bound: number, what: string): void {
   const worst = maxAbsDifference(actual, expected);
   assert.ok(worst <= bound, `${what}: max |Δ| ${worst} exceeds ${bound} (max |logit| ${maxAbs(expected)})`);
 }
