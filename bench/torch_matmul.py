@@ -3,12 +3,13 @@
 TypeScript side measures cuBLAS through gpuffi.
 
   python3 bench/torch_matmul.py '{"cases": [{"mode": "bf16", "n": 4096, "iters": 20}], "repeats": 7,
-                                  "issue": {"n": 64, "calls": 2000}}'
+                                  "issue": {"n": 64, "calls": 100, "bursts": 51}}'
 
 - throughput: CUDA events around `iters` back-to-back torch.matmul(a, b, out=c) of n×n random
   matrices in [-1, 1), the median over `repeats` of the time per matmul, as TFLOP/s (2n³ flops);
-- issue time: host time per call of a loop of `calls` n×n matmuls while the GPU keeps up, both
-  torch.matmul(a, b) (allocates its result through the caching allocator) and with out=c.
+- issue time: host time per call over bursts of `calls` n×n matmuls, the GPU drained between
+  bursts so that it keeps up (the median over `bursts`), both torch.matmul(a, b) (allocates its
+  result through the caching allocator) and with out=c.
 Modes: fp32 (allow_tf32 off), tf32 (allow_tf32 on), fp16, bf16 (output in the operand type).
 Prints one JSON object on stdout.
 """
@@ -46,14 +47,14 @@ def throughput(mode, n, iters, repeats):
     return {"mode": mode, "n": n, "iters": iters, "ms": ms, "tflops": 2 * n**3 / (ms * 1e-3) / 1e12}
 
 
-def issue(mode, n, calls, repeats):
+def issue(mode, n, calls, bursts):
     a, b, c = operands(mode, n)
     result = {"mode": mode, "n": n, "calls": calls}
     for name, call in (("matmulUs", lambda: torch.matmul(a, b)), ("matmulOutUs", lambda: torch.matmul(a, b, out=c))):
         call()
         torch.cuda.synchronize()
         times = []
-        for _ in range(repeats):
+        for _ in range(bursts):
             t0 = time.perf_counter()
             for _ in range(calls):
                 call()
@@ -68,7 +69,7 @@ def main():
     repeats = config.get("repeats", 7)
     cases = [throughput(c["mode"], c["n"], c["iters"], repeats) for c in config["cases"]]
     issue_config = config.get("issue")
-    issues = [issue(mode, issue_config["n"], issue_config["calls"], repeats) for mode in issue_config["modes"]] if issue_config else []
+    issues = [issue(mode, issue_config["n"], issue_config["calls"], issue_config["bursts"]) for mode in issue_config["modes"]] if issue_config else []
     print(json.dumps({"torch": torch.__version__, "cuda": torch.version.cuda, "device": torch.cuda.get_device_name(), "cases": cases, "issue": issues}))
 
 

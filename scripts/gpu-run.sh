@@ -4,6 +4,7 @@
 # logs and figures in $OUT (the device tool brings them back).
 #   device run, carry [".device"]:  scripts/gpu-run.sh [stage ...]
 # Stages (default: all): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench llama
+# (GPUFFI_TEST_FILTER="pool cublas" limits the tests stage to those files)
 # `llama` builds llama.cpp for CUDA from .device/llama-src.tar.xz (packed with --llama), runs the
 # llama tests against that build and the llama.cpp benchmark against native llama-bench.
 set -uo pipefail
@@ -60,7 +61,8 @@ if want llama && [ -f .device/llama-src.tar.xz ]; then
 fi
 
 if want tests; then
-  runner scripts/test.mjs --runtime "$list" > "$out/test.log" 2>&1
+  # GPUFFI_TEST_FILTER: file filters for a partial run, e.g. "pool cublas".
+  runner scripts/test.mjs --runtime "$list" ${GPUFFI_TEST_FILTER:-} > "$out/test.log" 2>&1
   grep -E "✗|passed, " "$out/test.log"
 fi
 
