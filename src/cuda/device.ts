@@ -41,9 +41,7 @@ export const DeviceAttribute = {
   cooperativeLaunch: 95,
   maxSharedMemoryPerBlockOptin: 97,
   hostRegisterSupported: 99,
-  hostRegisterSupported: 99,
   maxBlocksPerMultiprocessor: 106,
-  hostRegisterReadOnlySupported: 113,
   hostRegisterReadOnlySupported: 113,
   memoryPoolsSupported: 115,
 } as const;

@@ -20,7 +20,6 @@ export {
   checkRange,
 } from "./memory.ts";
 export { RegisteredHostMemory, type HostRegisterOptions } from "./registered-memory.ts";
-export { RegisteredHostMemory, type HostRegisterOptions } from "./registered-memory.ts";
 export { DeviceAttribute, type DeviceAttributeName, type DeviceInfo, deviceInfo, getDeviceAttribute, checkDeviceOrdinal } from "./device.ts";
 export { CudaRuntime, type CudartApi, cudaRuntime, loadCudart } from "./runtime.ts";
 export {
