@@ -1,4 +1,5 @@
 // What every subcommand module provides, and the helpers they share for arguments and output.
+import process from "node:process";
 import { parseArgs } from "node:util";
 import { GpuffiError } from "../ffi/errors.ts";
 
@@ -53,11 +54,12 @@ export function parseCommandArgs(argv: string[], options: OptionKinds, positiona
   return { positionals, values: values as ParsedArgs["values"] };
 }
 
-/** An integer option, or `fallback` when absent. */
-export function integerOption(values: ParsedArgs["values"], name: string, fallback: number): number {
+/** An integer option (at least `min` when given), or `fallback` when absent. */
+export function integerOption(values: ParsedArgs["values"], name: string, fallback: number, min?: number): number {
   const raw = values[name];
   if (raw === undefined) return fallback;
   if (typeof raw !== "string" || !/^-?\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw new UsageError(`--${name} needs an integer, got "${String(raw)}"`);
+  if (min !== undefined && Number(raw) < min) throw new UsageError(`--${name} needs an integer ≥ ${min}, got ${raw}`);
   return Number(raw);
 }
 
@@ -68,6 +70,26 @@ export function numberOption(values: ParsedArgs["values"], name: string): number
   const value = Number(raw);
   if (typeof raw !== "string" || raw.trim() === "" || !Number.isFinite(value)) throw new UsageError(`--${name} needs a number, got "${String(raw)}"`);
   return value;
+}
+
+/**
+ * Runs `body` with a `\r`-redrawn progress bar on stderr when it is a terminal (nothing
+ * otherwise: pipes and tests); `body` reports progress as done and total amounts. The bar's line
+ * is ended however `body` ends, so a message printed after it starts on a line of its own.
+ */
+export async function withProgressBar<T>(label: string, body: (progress: (done: number, total: number) => void) => Promise<T>): Promise<T> {
+  const tty = process.stderr.isTTY === true;
+  const width = 30;
+  try {
+    return await body((done, total) => {
+      if (!tty) return;
+      const fraction = total === 0 ? 1 : done / total;
+      const filled = Math.round(fraction * width);
+      process.stderr.write(`\r${label} [${"#".repeat(filled)}${" ".repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}%`);
+    });
+  } finally {
+    if (tty) process.stderr.write("\n");
+  }
 }
 
 /** JSON that survives bigints, typed arrays and non-finite floats. */

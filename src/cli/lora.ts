@@ -1,8 +1,7 @@
 // `gpuffi lora convert|merge`: PEFT adapters to llama.cpp GGUF, and adapters merged into a base.
-import process from "node:process";
 import { CublasHandle, CudaContext } from "../cuda/index.ts";
 import { type ConvertOutType, CudaMergeDevice, type MergeDevice, convertPeftAdapter, mergeLoraFiles } from "../lora/index.ts";
-import { type CliIO, type Command, UsageError, parseCommandArgs } from "./command.ts";
+import { type CliIO, type Command, UsageError, parseCommandArgs, withProgressBar } from "./command.ts";
 
 const usage = `usage: gpuffi lora convert PEFT_DIR OUT.gguf [--base BASE.gguf] [--outtype keep|f32|f16|bf16]
        gpuffi lora merge BASE.gguf ADAPTER.gguf[:SCALE]... OUT.gguf [--device cpu|cuda]
@@ -16,22 +15,6 @@ merge    writes BASE with W + Σ SCALE·(alpha/r)·B·A for every adapted tensor
 
 const outTypes: readonly ConvertOutType[] = ["keep", "f32", "f16", "bf16"];
 
-/** A `\r`-redrawn bar on stderr when it is a terminal; nothing otherwise (pipes and tests). */
-function progress(label: string): { update(fraction: number): void; end(): void } {
-  const tty = process.stderr.isTTY === true;
-  const width = 30;
-  return {
-    update(fraction) {
-      if (!tty) return;
-      const done = Math.round(fraction * width);
-      process.stderr.write(`\r${label} [${"#".repeat(done)}${" ".repeat(width - done)}] ${(fraction * 100).toFixed(0).padStart(3)}%`);
-    },
-    end() {
-      if (tty) process.stderr.write("\n");
-    },
-  };
-}
-
 /** "FILE:SCALE" → path and scale; a suffix that is not a number belongs to the path. */
 function parseAdapter(spec: string): { path: string; scale: number } {
   const at = spec.lastIndexOf(":");
@@ -43,20 +26,13 @@ async function convert(argv: string[], io: CliIO): Promise<number> {
   const { positionals, values } = parseCommandArgs(argv, { base: "string", outtype: "string" }, ["PEFT_DIR", "OUT.gguf"]);
   const outType = (values.outtype ?? "keep") as ConvertOutType;
   if (!outTypes.includes(outType)) throw new UsageError(`--outtype takes ${outTypes.join(", ")}, got "${String(values.outtype)}"`);
-  const bar = progress("converting");
-  try {
-    const result = await convertPeftAdapter(positionals[0]!, positionals[1]!, {
-      base: values.base as string | undefined,
-      outType,
-      onProgress: (done, total) => bar.update(done / total),
-    });
-    bar.end();
-    io.out(`wrote ${positionals[1]} (${result.pairs} pairs, alpha ${result.alpha}, ${result.architecture})`);
-    return 0;
-  } catch (error) {
-    bar.end();
-    throw error;
-  }
+  const result = await withProgressBar("converting", (onProgress) => convertPeftAdapter(positionals[0]!, positionals[1]!, {
+    base: values.base as string | undefined,
+    outType,
+    onProgress,
+  }));
+  io.out(`wrote ${positionals[1]} (${result.pairs} pairs, alpha ${result.alpha}, ${result.architecture})`);
+  return 0;
 }
 
 /** Runs `body` with the merge device named on the command line (undefined: the CPU). */
@@ -78,17 +54,10 @@ async function merge(argv: string[], io: CliIO): Promise<number> {
   if (rest.length < 3) throw new UsageError("expected BASE.gguf, at least one ADAPTER.gguf[:SCALE] and OUT.gguf");
   const [base, ...others] = rest;
   const out = others.pop()!;
-  const bar = progress("merging");
-  try {
-    const result = await onDevice(deviceName, (mergeDevice) =>
-      mergeLoraFiles(base!, others.map(parseAdapter), out, { device: mergeDevice, onProgress: (done, total) => bar.update(total === 0 ? 1 : done / total) }));
-    bar.end();
-    io.out(`wrote ${out} (${result.mergedTensors} of ${result.tensors} tensors merged)`);
-    return 0;
-  } catch (error) {
-    bar.end();
-    throw error;
-  }
+  const result = await withProgressBar("merging", (onProgress) =>
+    onDevice(deviceName, (mergeDevice) => mergeLoraFiles(base!, others.map(parseAdapter), out, { device: mergeDevice, onProgress })));
+  io.out(`wrote ${out} (${result.mergedTensors} of ${result.tensors} tensors merged)`);
+  return 0;
 }
 
 export const loraCommand: Command = {

@@ -13,12 +13,14 @@ import { doctorCommand } from "./doctor.ts";
 import { tokenizeCommand } from "./tokenize.ts";
 import { generateCommand } from "./generate.ts";
 import { loraCommand } from "./lora.ts";
+import { uploadCommand } from "./upload.ts";
 
 const commands: readonly Command[] = [
   doctorCommand,
   generateCommand,
   tokenizeCommand,
   loraCommand,
+  uploadCommand,
   ggufCommand,
   safetensorsCommand,
   makeTinyModelCommand,

@@ -29,6 +29,7 @@ export {
   type UploadRange,
   type UploadStats,
   type UploadStrategy,
+  type UploadedTensors,
   UploadError,
   fileTensors,
   uploadFileRanges,

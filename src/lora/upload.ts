@@ -13,13 +13,13 @@
 import { open, stat, type FileHandle } from "node:fs/promises";
 import { type CudaContext, type CudaEvent, type CudaMemory, type CudaStream, type DeviceBuffer, type PinnedPool, RegisteredHostMemory, checkRange } from "../cuda/index.ts";
 import { GpuffiError, MappedFile, pageSize } from "../ffi/index.ts";
-import { openGguf, openSafetensors } from "../formats/index.ts";
+import { SafetensorsFormatError, openGguf, openSafetensors } from "../formats/index.ts";
 
 /** An upload was asked for something it cannot do: bad options, ranges outside the file, unknown tensors. */
 export class UploadError extends GpuffiError {
   override name = "UploadError";
-  constructor(message: string) {
-    super("ERR_UPLOAD", message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("ERR_UPLOAD", message, options);
   }
 }
 
@@ -301,8 +301,21 @@ export async function fileTensors(path: string): Promise<FileTensor[]> {
     await using file = await openGguf(path);
     return file.tensors.map((t) => ({ name: t.name, offset: file.header.dataOffset + t.offset, byteLength: t.byteLength }));
   }
-  await using file = await openSafetensors(path);
-  return file.tensors.map((t) => ({ name: t.name, offset: file.header.dataOffset + t.dataOffsets[0], byteLength: t.byteLength }));
+  let file;
+  try {
+    file = await openSafetensors(path);
+  } catch (error) {
+    if (!(error instanceof SafetensorsFormatError)) throw error;
+    throw new UploadError(`${path} is neither a GGUF file (it does not start with "GGUF") nor a safetensors file (${error.message})`, { cause: error });
+  }
+  await using opened = file;
+  return opened.tensors.map((t) => ({ name: t.name, offset: opened.header.dataOffset + t.dataOffsets[0], byteLength: t.byteLength }));
+}
+
+/** What {@link uploadTensors} made: one device buffer per tensor, in the order asked for. */
+export interface UploadedTensors {
+  readonly buffers: Map<string, DeviceBuffer>;
+  readonly stats: UploadStats;
 }
 
 /**
@@ -313,7 +326,7 @@ export async function uploadTensors(
   context: CudaContext,
   path: string,
   options: UploadOptions & { readonly names?: readonly string[] } = {},
-): Promise<Map<string, DeviceBuffer>> {
+): Promise<UploadedTensors> {
   const all = await fileTensors(path);
   const wanted = options.names === undefined ? all : options.names.map((name) => {
     const tensor = all.find((t) => t.name === name);
@@ -324,8 +337,8 @@ export async function uploadTensors(
   try {
     // CUDA cannot allocate zero bytes; a zero-byte tensor gets a one-byte buffer and no copy.
     for (const t of wanted) buffers.set(t.name, context.alloc(Math.max(t.byteLength, 1)));
-    await uploadFileRanges(context, path, wanted.map((t) => ({ offset: t.offset, byteLength: t.byteLength, target: buffers.get(t.name)! })), options);
-    return buffers;
+    const stats = await uploadFileRanges(context, path, wanted.map((t) => ({ offset: t.offset, byteLength: t.byteLength, target: buffers.get(t.name)! })), options);
+    return { buffers, stats };
   } catch (error) {
     for (const buffer of buffers.values()) buffer.dispose();
     throw error;

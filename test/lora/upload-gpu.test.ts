@@ -6,9 +6,11 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "../harness.ts";
 import { CudaContext, PinnedPool } from "../../src/cuda/index.ts";
-import { type UploadOptions, uploadFileRanges } from "../../src/lora/index.ts";
+import { openGguf } from "../../src/formats/index.ts";
+import { type UploadOptions, uploadFileRanges, uploadStrategies } from "../../src/lora/index.ts";
 import { probeGpu } from "../cuda/gpu-probe.ts";
-import { inTempDir } from "./tools-fixtures.ts";
+import { tinyModel } from "./fixtures.ts";
+import { inTempDir, runCli } from "./tools-fixtures.ts";
 
 const skip = probeGpu().reason;
 
@@ -40,3 +42,17 @@ test("upload (GPU): 96 MiB through staged rings and mapped windows of several sh
     assert.ok(Buffer.from(device.read(new Uint8Array(size))).equals(Buffer.from(data)), JSON.stringify({ ...options, pool: options.pool !== undefined }));
   }
 }), { skip, timeout: 120_000 });
+
+test("gpuffi upload (GPU): every tensor of a model, both strategies, bytes and rate as JSON", async () => {
+  await using file = await openGguf(tinyModel().path);
+  const bytes = file.tensors.reduce((n, t) => n + t.byteLength, 0);
+  for (const strategy of uploadStrategies) {
+    const { code, out, err } = await runCli("upload", tinyModel().path, "--strategy", strategy, "--chunk", "1", "--slots", "2", "--json");
+    assert.equal(code, 0, err);
+    const report = JSON.parse(out) as { strategy: string; tensors: number; bytes: number; chunkBytes: number; gbps: number };
+    assert.deepEqual([report.strategy, report.tensors, report.bytes, report.chunkBytes], [strategy, file.tensors.length, bytes, 2 ** 20]);
+    assert.ok(report.gbps > 0);
+  }
+  const text = await runCli("upload", tinyModel().path);
+  assert.match(text.out, new RegExp(`^uploaded ${file.tensors.length} tensors, [\\d.]+ GB in [\\d.]+ s: [\\d.]+ GB/s \\(GPU 0, staged, 32 MiB × 8\\)`));
+}, { skip });

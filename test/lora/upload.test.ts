@@ -13,7 +13,8 @@ import { encodeSafetensors, openGguf } from "../../src/formats/index.ts";
 import { UploadError, type UploadStrategy, uploadFileRanges, uploadStrategies, uploadTensors } from "../../src/lora/index.ts";
 import { type FakeCudartOptions, fakeCudart } from "../cuda/fake-cudart.ts";
 import { tinyModel } from "./fixtures.ts";
-import { inTempDir } from "./tools-fixtures.ts";
+import { inTempDir, runCli } from "./tools-fixtures.ts";
+import { probeGpu } from "../cuda/gpu-probe.ts";
 
 /**
  * A fake GPU that runs its queued work every millisecond while `body` runs. Afterwards nothing
@@ -38,13 +39,14 @@ const pattern = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, 
 
 test("upload: every tensor of a GGUF arrives intact through a small ring (chunks ≪ tensors, slots refilled many times)", () => withSlowGpu(async (context, fake) => {
   const progress: number[] = [];
-  const buffers = await uploadTensors(context, tinyModel().path, { chunkBytes: 4000, slots: 2, onProgress: (done) => progress.push(done) });
+  const { buffers, stats } = await uploadTensors(context, tinyModel().path, { chunkBytes: 4000, slots: 2, onProgress: (done) => progress.push(done) });
   // Asynchronous: copies went to a stream, and nothing blocked on it (events and the stream were polled).
   const calls = [...fake.calls];
   await using file = await openGguf(tinyModel().path);
   assert.equal(buffers.size, file.tensors.length);
   for (const t of file.tensors) assert.deepEqual(buffers.get(t.name)!.read().subarray(0, t.byteLength), await file.readTensor(t.name), t.name);
   assert.equal(progress.at(-1), file.tensors.reduce((n, t) => n + t.byteLength, 0));
+  assert.equal(stats.bytes, progress.at(-1));
   assert.ok(calls.filter((c) => c === "cudaMemcpyAsync").length > 2 * file.tensors.length);
   assert.equal(calls.filter((c) => c === "cudaStreamSynchronize").length, 0);
   for (const buffer of buffers.values()) buffer.dispose();
@@ -74,7 +76,7 @@ test("upload: any ranges, chunk sizes, slot counts and strategies land at their 
 
 test("upload (mapped): page-aligned read-only windows, registered ahead of the copies and unregistered only after them", () => withSlowGpu(async (context, fake) => {
   const page = pageSize();
-  const buffers = await uploadTensors(context, tinyModel().path, { strategy: "mapped", chunkBytes: page + 1, slots: 2 });
+  const { buffers } = await uploadTensors(context, tinyModel().path, { strategy: "mapped", chunkBytes: page + 1, slots: 2 });
   const calls = [...fake.calls];
   await using file = await openGguf(tinyModel().path);
   for (const t of file.tensors) assert.deepEqual(buffers.get(t.name)!.read().subarray(0, t.byteLength), await file.readTensor(t.name), t.name);
@@ -161,7 +163,7 @@ test("upload: safetensors files, named tensors, staging from a PinnedPool, and m
   await withSlowGpu(async (context) => {
     using pool = new PinnedPool(context);
     for (const options of [{ pool, chunkBytes: 512, slots: 3 }, { strategy: "mapped" as const, chunkBytes: 512, slots: 1 }]) {
-      const buffers = await uploadTensors(context, path, { names: ["c", "a", "b"], ...options });
+      const { buffers } = await uploadTensors(context, path, { names: ["c", "a", "b"], ...options });
       assert.deepEqual([...buffers.keys()], ["c", "a", "b"]);
       assert.deepEqual(buffers.get("a")!.read(), tensors[0]!.data);
       assert.deepEqual(buffers.get("c")!.read(), tensors[2]!.data);
@@ -171,3 +173,41 @@ test("upload: safetensors files, named tensors, staging from a PinnedPool, and m
     await assert.rejects(uploadTensors(context, path, { names: ["missing"] }), (e) => e instanceof UploadError && /no tensor named "missing"/.test(e.message));
   });
 }));
+
+test("gpuffi upload: wrong arguments are usage errors (exit 2) that name the option", async () => {
+  const model = tinyModel().path;
+  const cases: [string[], RegExp][] = [
+    [[], /expected FILE, got nothing/],
+    [[model, "--slots", "0"], /--slots needs an integer ≥ 1, got 0/],
+    [[model, "--chunk", "1.5"], /--chunk needs an integer, got "1.5"/],
+    [[model, "--chunk", "0"], /--chunk needs an integer ≥ 1, got 0/],
+    [[model, "--device=-1"], /--device needs an integer ≥ 0, got -1/],
+    [[model, "--strategy", "copied"], /--strategy takes staged or mapped, got "copied"/],
+    [[model, "--fast"], /Unknown option '--fast'/],
+  ];
+  for (const [args, message] of cases) {
+    const { code, err } = await runCli("upload", ...args);
+    assert.equal(code, 2, args.join(" "));
+    assert.match(err, message);
+    assert.match(err, /usage: gpuffi upload FILE/);
+  }
+});
+
+test("gpuffi upload: a file that is not a model, or is missing, is an error (exit 1) without a GPU being asked", () => inTempDir(async (dir) => {
+  const text = join(dir, "notes.txt");
+  await writeFile(text, "not a model file at all");
+  const notModel = await runCli("upload", text);
+  assert.equal(notModel.code, 1);
+  assert.match(notModel.err, /notes\.txt is neither a GGUF file \(it does not start with "GGUF"\) nor a safetensors file/);
+  const missing = await runCli("upload", join(dir, "missing.gguf"));
+  assert.equal(missing.code, 1);
+  assert.match(missing.err, /ENOENT/);
+}));
+
+test("gpuffi upload: without a usable GPU it exits 1 with CUDA's reason in one message", async () => {
+  const { code, out, err } = await runCli("upload", tinyModel().path, "--strategy", "mapped");
+  assert.equal(code, 1);
+  assert.equal(out, "");
+  assert.match(err, /^gpuffi upload: (CUDA version check failed|cudaGetDeviceCount failed)/);
+  assert.doesNotMatch(err, /\n\s+at /, "no stack trace");
+}, { skip: probeGpu().available ? "a GPU is present (upload-gpu.test.ts runs the command)" : undefined });

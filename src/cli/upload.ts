@@ -1,0 +1,44 @@
+// `gpuffi upload FILE`: streams every tensor of a GGUF or safetensors file into GPU memory and
+// says how fast that went (the buffers are freed at the end): a model file's load time, measured
+// with either upload strategy and any ring shape.
+import { CudaContext } from "../cuda/index.ts";
+import { type UploadStrategy, fileTensors, uploadStrategies, uploadTensors } from "../lora/index.ts";
+import { type CliIO, type Command, UsageError, integerOption, parseCommandArgs, toJson, withProgressBar } from "./command.ts";
+
+const usage = `usage: gpuffi upload FILE [--device N] [--chunk MiB] [--slots N] [--strategy staged|mapped] [--json]
+
+Streams every tensor of a GGUF or safetensors file into device memory on GPU N (default 0) and
+prints the bytes, the seconds and the rate (GB/s, 10^9 bytes per second); the buffers are freed
+at the end. docs/lora-tools.md explains the strategies.
+  --chunk MiB     bytes per staging buffer or registered window (default 32)
+  --slots N       chunks in flight (default 8)
+  --strategy S    staged (default): read into pinned staging buffers;
+                  mapped: map the file and register its pages with cudaHostRegister
+  --json          one JSON object instead of the text line`;
+
+export const uploadCommand: Command = {
+  name: "upload",
+  synopsis: "upload FILE [--device N] [--chunk MiB] [--slots N] [--strategy staged|mapped] [--json]",
+  summary: "stream every tensor of a GGUF or safetensors file to a GPU and report the rate",
+  usage,
+  async run(argv: string[], io: CliIO): Promise<number> {
+    const { positionals, values } = parseCommandArgs(argv, { device: "string", chunk: "string", slots: "string", strategy: "string", json: "boolean" }, ["FILE"]);
+    const path = positionals[0]!;
+    const device = integerOption(values, "device", 0, 0);
+    const chunkBytes = integerOption(values, "chunk", 32, 1) * 2 ** 20;
+    const slots = integerOption(values, "slots", 8, 1);
+    const strategy = (values.strategy ?? "staged") as UploadStrategy;
+    if (!uploadStrategies.includes(strategy)) throw new UsageError(`--strategy takes ${uploadStrategies.join(" or ")}, got "${String(values.strategy)}"`);
+    // The file first: a wrong file is reported as such, also on a machine without a GPU.
+    const tensors = (await fileTensors(path)).length;
+    using context = CudaContext.create({ device });
+    const { buffers, stats } = await withProgressBar("uploading", (onProgress) => uploadTensors(context, path, { strategy, chunkBytes, slots, onProgress }));
+    for (const buffer of buffers.values()) buffer.dispose();
+    const gbps = stats.bytes === 0 ? 0 : stats.bytes / stats.seconds / 1e9;
+    io.out(values.json
+      ? toJson({ file: path, device, strategy, chunkBytes, slots, tensors, bytes: stats.bytes, chunks: stats.chunks, seconds: stats.seconds, gbps })
+      : `uploaded ${tensors} tensors, ${(stats.bytes / 1e9).toFixed(3)} GB in ${stats.seconds.toFixed(3)} s: ${gbps.toFixed(2)} GB/s ` +
+        `(GPU ${device}, ${strategy}, ${chunkBytes / 2 ** 20} MiB × ${slots})`);
+    return 0;
+  },
+};
