@@ -245,10 +245,12 @@ export class BlockPool<S> {
   #limit: number | undefined;
   #live = 0;
   #closed = false;
+  readonly #hostAccessible: boolean;
 
   constructor(readonly source: SegmentSource<S>, readonly options: BlockPoolOptions) {
     checkLimit(options.limit);
     this.#limit = options.limit;
+    this.#hostAccessible = options.hostAccessible ?? false;
   }
 
   arena(spec: ArenaSpec): Arena<S> {
@@ -306,7 +308,7 @@ export class BlockPool<S> {
     counters.inUseBytes -= block.bytes;
     counters.requestedBytes -= block.requestedBytes;
     counters.frees++;
-    if (this.options.hostAccessible) {
+    if (this.#hostAccessible) {
       const streams = [block.stream, ...(block.otherStreams ?? [])];
       this.#pending.push({ events: streams.map((s) => this.source.recordEvent(s)), blocks: [block] });
     } else if (block.otherStreams) {
