@@ -1,7 +1,7 @@
 // NCCL on real GPUs (skips without a GPU or libnccl). One GPU: the version, one-rank
 // communicators from a unique id (directly and over the TCP rendezvous), every collective is the
 // identity with one rank for every dtype and op on random data, groups, abort and destroy.
-// Two or more GPUs: one process drives every device through ncclCommInitAll.
+// Several GPUs in one process: nccl-multi-gpu.test.ts.
 import assert from "node:assert/strict";
 import { test } from "../harness.ts";
 import {
@@ -18,60 +18,12 @@ import {
   fetchUniqueId,
   nccl,
 } from "../../src/cuda/index.ts";
-import { probeGpu } from "./gpu-probe.ts";
-import { firstDifference, randomBytes } from "./random.ts";
-
-const gpu = probeGpu();
-function probeNccl(): string | undefined {
-  try {
-    nccl();
-    return undefined;
-  } catch (error) {
-    return `libnccl is not installed here (${(error as Error).message.split("\n")[0]})`;
-  }
-}
-const skip = gpu.reason ?? probeNccl();
-const skipMulti = skip ?? (gpu.deviceCount < 2 ? `needs 2 or more GPUs (this machine has ${gpu.deviceCount})` : undefined);
+import { assertSame, randomElements } from "./nccl-reference.ts";
+import { gpu, ncclSkip as skip } from "./nccl-probe.ts";
+import { randomBytes } from "./random.ts";
 
 const dtypes = Object.keys(NcclDataType) as NcclDataTypeName[];
 const ops = Object.keys(NcclReduceOp) as NcclReduceOpName[];
-
-/** [exponent bits, mantissa bits] of the float formats whose bit patterns the tests generate. */
-const floatBits: Partial<Record<NcclDataTypeName, [number, number]>> = {
-  float16: [5, 10],
-  bfloat16: [8, 7],
-  float8e4m3: [4, 3],
-  float8e5m2: [5, 2],
-};
-
-/**
- * `count` random elements of `dtype`: any bits for integers; for floats normal finite numbers
- * only, so that NaN payloads, infinities and flushed subnormals cannot make an exact identity
- * differ. (e4m3's top exponent holds normal numbers too; it is left out with its one NaN.)
- */
-function randomElements(dtype: NcclDataTypeName, count: number): Uint8Array {
-  const bytes = count * NcclDataType[dtype].bytes;
-  if (dtype === "float32") return new Uint8Array(Float32Array.from({ length: count }, () => (Math.random() - 0.5) * 2 ** (Math.random() * 40 - 20)).buffer);
-  if (dtype === "float64") return new Uint8Array(Float64Array.from({ length: count }, () => (Math.random() - 0.5) * 2 ** (Math.random() * 200 - 100)).buffer);
-  const bits = floatBits[dtype];
-  if (!bits) return randomBytes(bytes);
-  const [exponentBits, mantissaBits] = bits;
-  const width = 1 + exponentBits + mantissaBits;
-  const out = width === 16 ? new Uint16Array(count) : new Uint8Array(count);
-  for (let i = 0; i < count; i++) {
-    const sign = Math.random() < 0.5 ? 1 : 0;
-    const exponent = 1 + Math.floor(Math.random() * (2 ** exponentBits - 2));
-    const mantissa = Math.floor(Math.random() * 2 ** mantissaBits);
-    out[i] = (sign << (width - 1)) | (exponent << mantissaBits) | mantissa;
-  }
-  return new Uint8Array(out.buffer);
-}
-
-function assertSame(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  const at = firstDifference(actual, expected);
-  const around = (bytes: Uint8Array) => Array.from(bytes.subarray(at - (at % 4), at - (at % 4) + 12), (b) => b.toString(16).padStart(2, "0")).join(" ");
-  assert.equal(at, -1, `${what}: first difference at byte ${at} of ${expected.byteLength} (got ${around(actual)}, expected ${around(expected)})`);
-}
 
 function oneRank(context: CudaContext): NcclCommunicator {
   return NcclCommunicator.initRank(context, { uniqueId: nccl().uniqueId(), rank: 0, nranks: 1 });
@@ -213,56 +165,3 @@ test("abort ends a communicator with queued work; disposing the context destroys
   context.dispose();
   assert.ok(next.disposed && buffer.disposed && stream.disposed);
 }, { skip, timeout: 60_000 });
-
-// Exact expectations: values in [-2, 2] (sums, maxima, minima) and in {1, 2} (products, powers of
-// two up to 2^8) that every listed dtype holds exactly. avg runs on float64 where the rank count
-// is a power of two: NCCL scales each value by 1/n before summing, which is exact only then.
-test("several GPUs in one process: all-reduce of per-rank data for integer and float dtypes", async () => {
-  const n = gpu.deviceCount;
-  const contexts = Array.from({ length: n }, (_, device) => CudaContext.create({ device }));
-  const comms = NcclCommunicator.initAll(contexts);
-  const streams = contexts.map((context) => context.createStream());
-  const count = 4099;
-  const cases: [NcclDataTypeName, NcclReduceOpName, (values: number[]) => number][] = [];
-  for (const dtype of ["int32", "int64", "float32", "float64", "float16", "bfloat16"] as const) {
-    cases.push([dtype, "sum", (v) => v.reduce((a, b) => a + b)], [dtype, "max", (v) => Math.max(...v)], [dtype, "min", (v) => Math.min(...v)], [dtype, "prod", (v) => v.reduce((a, b) => a * b)]);
-  }
-  if ((n & (n - 1)) === 0) cases.push(["float64", "avg", (v) => v.reduce((a, b) => a + b) / v.length]);
-  const typed = { int32: Int32Array, int64: BigInt64Array, float32: Float32Array, float64: Float64Array } as const;
-  const encode = (dtype: NcclDataTypeName, values: number[]): Uint8Array => {
-    if (dtype === "float16" || dtype === "bfloat16") {
-      // Small integers are exact in both; bfloat16 is float32's upper half.
-      const f32 = new Uint32Array(Float32Array.from(values).buffer);
-      return new Uint8Array((dtype === "bfloat16" ? Uint16Array.from(f32, (x) => x >>> 16) : Uint16Array.from(values, toHalf)).buffer);
-    }
-    const Type = typed[dtype as keyof typeof typed];
-    return new Uint8Array((Type === BigInt64Array ? BigInt64Array.from(values, (v) => BigInt(v)) : (Type as Float64ArrayConstructor).from(values)).buffer);
-  };
-  for (const [dtype, op, reference] of cases) {
-    const perRank = contexts.map((_, rank) => Array.from({ length: count }, (_, i) => (op === "prod" ? 1 + ((i + rank) % 2) : ((i * 7 + rank * 3) % 5) - 2)));
-    const buffers = contexts.map((context, rank) => {
-      const buffer = context.alloc(count * NcclDataType[dtype].bytes);
-      buffer.write(encode(dtype, perRank[rank]!));
-      return buffer;
-    });
-    nccl().group(() => comms.forEach((comm, rank) => comm.allReduce(buffers[rank]!, buffers[rank]!, { dtype, op, stream: streams[rank]! })));
-    await Promise.all(comms.map((comm, rank) => comm.synchronized(streams[rank]!, { timeoutMs: 60_000 })));
-    const expected = encode(dtype, Array.from({ length: count }, (_, i) => reference(perRank.map((values) => values[i]!))));
-    for (const [rank, buffer] of buffers.entries()) {
-      assertSame(buffer.read(), expected, `${dtype} ${op} on rank ${rank} of ${n}`);
-      buffer.dispose();
-    }
-  }
-  NcclCommunicator.disposeAll(comms);
-  for (const context of contexts) context.dispose();
-}, { skip: skipMulti, timeout: 300_000 });
-
-/** IEEE half bits of a small integer (exact for |v| ≤ 2048). */
-function toHalf(value: number): number {
-  if (value === 0) return Object.is(value, -0) ? 0x8000 : 0;
-  const sign = value < 0 ? 0x8000 : 0;
-  const magnitude = Math.abs(value);
-  const exponent = Math.floor(Math.log2(magnitude));
-  const mantissa = Math.round((magnitude / 2 ** exponent - 1) * 1024);
-  return sign | ((exponent + 15) << 10) | mantissa;
-}
