@@ -34,8 +34,11 @@ export interface ParsedArgs {
   readonly values: Record<string, string | boolean | undefined>;
 }
 
-/** Strict parsing (unknown options are usage errors) with exactly `positionalCount` positionals. */
-export function parseCommandArgs(argv: string[], options: OptionKinds, positionalNames: readonly string[]): ParsedArgs {
+/**
+ * Strict parsing (unknown options are usage errors) with exactly as many positionals as
+ * `positionalNames`, or at least that many when `variadic`.
+ */
+export function parseCommandArgs(argv: string[], options: OptionKinds, positionalNames: readonly string[], variadic = false): ParsedArgs {
   let parsed;
   try {
     parsed = parseArgs({
@@ -48,8 +51,9 @@ export function parseCommandArgs(argv: string[], options: OptionKinds, positiona
     throw new UsageError(error instanceof Error ? error.message : String(error));
   }
   const { positionals, values } = parsed;
-  if (positionals.length !== positionalNames.length) {
-    throw new UsageError(`expected ${positionalNames.join(" and ")}, got ${positionals.length === 0 ? "nothing" : positionals.map((p) => `"${p}"`).join(" ")}`);
+  if (variadic ? positionals.length < positionalNames.length : positionals.length !== positionalNames.length) {
+    const expected = positionalNames.length <= 2 ? positionalNames.join(" and ") : `${positionalNames.slice(0, -1).join(", ")} and ${positionalNames.at(-1)}`;
+    throw new UsageError(`expected ${expected}, got ${positionals.length === 0 ? "nothing" : positionals.map((p) => `"${p}"`).join(" ")}`);
   }
   return { positionals, values: values as ParsedArgs["values"] };
 }

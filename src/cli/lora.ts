@@ -1,17 +1,20 @@
 // `gpuffi lora convert|merge`: PEFT adapters to llama.cpp GGUF, and adapters merged into a base.
 import { CublasHandle, CudaContext } from "../cuda/index.ts";
-import { type ConvertOutType, CudaMergeDevice, type MergeDevice, convertPeftAdapter, mergeLoraFiles } from "../lora/index.ts";
+import { type ConvertOutType, CudaMergeDevice, type DequantizedTensor, type MergeDevice, convertPeftAdapter, mergeLoraFiles } from "../lora/index.ts";
 import { type CliIO, type Command, UsageError, parseCommandArgs, withProgressBar } from "./command.ts";
 
 const usage = `usage: gpuffi lora convert PEFT_DIR OUT.gguf [--base BASE.gguf] [--outtype keep|f32|f16|bf16]
-       gpuffi lora merge BASE.gguf ADAPTER.gguf[:SCALE]... OUT.gguf [--device cpu|cuda]
+       gpuffi lora merge BASE.gguf ADAPTER.gguf[:SCALE]... OUT.gguf [--device cpu|cuda] [--dequantize [--dequantize-to f16|f32]]
 
 convert  turns a PEFT LoRA (adapter_config.json + adapter_model.safetensors) into a llama.cpp
          GGUF adapter. --base checks the shapes against the base model and supplies the head
          counts that q_proj/k_proj need; --outtype keep (default) keeps F32/F16/BF16.
 merge    writes BASE with W + Σ SCALE·(alpha/r)·B·A for every adapted tensor, tensor by tensor
          (F32, F16 and BF16 bases; SCALE defaults to 1). --device cuda runs the products on
-         GPU 0 with cuBLAS (fp32); cpu (default) sums in float64.`;
+         GPU 0 with cuBLAS (fp32); cpu (default) sums in float64. Adapted tensors of a
+         quantized base are refused unless --dequantize is given: Q8_0, Q4_0, Q4_1, Q5_0 and
+         Q5_1 tensors are then dequantized as ggml does and written as F16 (--dequantize-to
+         f32: F32); the other tensors keep their type.`;
 
 const outTypes: readonly ConvertOutType[] = ["keep", "f32", "f16", "bf16"];
 
@@ -45,18 +48,30 @@ async function onDevice<T>(name: "cpu" | "cuda", body: (device: MergeDevice | un
   return await body(device);
 }
 
+/** "; dequantized to F16: 5 Q8_0, 2 Q4_0" for the merge's summary line, or nothing. */
+function dequantizedSummary(dequantized: readonly DequantizedTensor[]): string {
+  if (dequantized.length === 0) return "";
+  const counts = new Map<string, number>();
+  for (const { from } of dequantized) counts.set(from, (counts.get(from) ?? 0) + 1);
+  return `; dequantized to ${dequantized[0]!.to}: ${[...counts].map(([from, n]) => `${n} ${from}`).join(", ")}`;
+}
+
 async function merge(argv: string[], io: CliIO): Promise<number> {
-  const device = argv.indexOf("--device");
-  const rest = device >= 0 ? argv.filter((_, i) => i !== device && i !== device + 1) : argv;
-  const deviceName = device >= 0 ? argv[device + 1] : "cpu";
-  if (deviceName !== "cpu" && deviceName !== "cuda") throw new UsageError(`--device takes cpu or cuda, got "${deviceName ?? ""}"`);
-  if (rest.some((a) => a.startsWith("-"))) throw new UsageError(`unknown option ${rest.find((a) => a.startsWith("-"))}`);
-  if (rest.length < 3) throw new UsageError("expected BASE.gguf, at least one ADAPTER.gguf[:SCALE] and OUT.gguf");
-  const [base, ...others] = rest;
+  const { positionals, values } = parseCommandArgs(argv, { device: "string", dequantize: "boolean", "dequantize-to": "string" }, ["BASE.gguf", "ADAPTER.gguf[:SCALE]...", "OUT.gguf"], true);
+  const deviceName = values.device ?? "cpu";
+  if (deviceName !== "cpu" && deviceName !== "cuda") throw new UsageError(`--device takes cpu or cuda, got "${String(deviceName)}"`);
+  const target = values["dequantize-to"] ?? "f16";
+  if (target !== "f16" && target !== "f32") throw new UsageError(`--dequantize-to takes f16 or f32, got "${String(target)}"`);
+  if (values["dequantize-to"] !== undefined && !values.dequantize) throw new UsageError("--dequantize-to goes with --dequantize");
+  const [base, ...others] = positionals;
   const out = others.pop()!;
   const result = await withProgressBar("merging", (onProgress) =>
-    onDevice(deviceName, (mergeDevice) => mergeLoraFiles(base!, others.map(parseAdapter), out, { device: mergeDevice, onProgress })));
-  io.out(`wrote ${out} (${result.mergedTensors} of ${result.tensors} tensors merged)`);
+    onDevice(deviceName, (mergeDevice) => mergeLoraFiles(base!, others.map(parseAdapter), out, {
+      device: mergeDevice,
+      dequantize: values.dequantize ? target : undefined,
+      onProgress,
+    })));
+  io.out(`wrote ${out} (${result.mergedTensors} of ${result.tensors} tensors merged${dequantizedSummary(result.dequantized)})`);
   return 0;
 }
 

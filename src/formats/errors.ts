@@ -62,3 +62,11 @@ export class InvalidOptionError extends GpuffiError {
     super("ERR_INVALID_OPTION", `${option}: ${detail}`);
   }
 }
+
+/** An operation was asked for a ggml type it does not handle; the message lists those it does. */
+export class UnsupportedGgmlTypeError extends GpuffiError {
+  override name = "UnsupportedGgmlTypeError";
+  constructor(readonly typeName: string, detail: string) {
+    super("ERR_GGML_TYPE_UNSUPPORTED", `ggml type ${typeName}: ${detail}`);
+  }
+}

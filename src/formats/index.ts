@@ -4,6 +4,7 @@ export * from "./errors.ts";
 export * from "./half.ts";
 export type { ByteInput } from "./byte-source.ts";
 export { GgmlType, type GgmlTypeInfo, type GgmlTypeName, ggmlTypes, ggmlTypeInfo, ggmlTypeByName, ggmlTensorBytes } from "./gguf/ggml-types.ts";
+export { dequantize, dequantizableTypes } from "./gguf/dequantize.ts";
 export * from "./gguf/values.ts";
 export { GgufFile, type GgufHeader, type GgufReadOptions, type GgufTensorInfo, GGUF_DEFAULT_ALIGNMENT, openGguf, parseGguf } from "./gguf/reader.ts";
 export { type GgufSpec, type GgufTensorSpec, encodeGguf, writeGgufFile } from "./gguf/writer.ts";

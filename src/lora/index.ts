@@ -22,7 +22,7 @@ export { LoraAdapter } from "./adapter.ts";
 export { Batch } from "./batch.ts";
 export { expectedVersions } from "./bindings.ts";
 export * from "./convert/index.ts";
-export { type MergeAdapter, type MergeOptions, type MergeResult, mergeLoraFiles, mergeLoraSpecs } from "./merge.ts";
+export { type DequantizeTarget, type DequantizedTensor, type MergeAdapter, type MergeOptions, type MergeResult, mergeLoraFiles, mergeLoraSpecs } from "./merge.ts";
 export {
   type FileTensor,
   type UploadOptions,

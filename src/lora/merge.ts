@@ -3,8 +3,12 @@
 // get_scale: scale·alpha/r, or just scale when alpha is 0). On the CPU each row is summed in
 // float64 and rounded to float32, then to the base tensor's type; a MergeDevice (merge-cuda.ts)
 // may do the arithmetic elsewhere. Files are merged tensor by tensor: only the tensor being
-// merged and the adapters' pairs for it are in memory.
-import { type GgufMetadata, type GgufSpec, type GgufTensorSpec, type GgufValue, ggmlTypeInfo, openGguf, type GgufFile } from "../formats/index.ts";
+// merged and the adapters' pairs for it are in memory. Adapted tensors of a quantized base are
+// refused, or, when asked, dequantized (ggml's legacy block types) and written as F16 or F32;
+// the base's other tensors keep their type.
+import {
+  type GgufMetadata, type GgufSpec, type GgufTensorSpec, type GgufValue, GgmlType, InvalidOptionError, dequantizableTypes, dequantize, ggmlTypeInfo, openGguf, type GgufFile,
+} from "../formats/index.ts";
 import { LoraShapeError, QuantizedBaseError, UnsupportedAdapterError } from "./convert/errors.ts";
 import { decodeFloats, encodeFloats, isFloatType } from "./convert/float-data.ts";
 import { writeGgufStreamed } from "./convert/gguf-stream.ts";
@@ -39,8 +43,14 @@ function adapterAlpha(label: string, metadata: GgufMetadata | ReadonlyMap<string
   return typeof alpha?.value === "number" ? alpha.value : 0;
 }
 
-/** Pairs each adapted base tensor with its deltas, checking names, shapes and types before anything is written. */
-function planMerge(base: readonly TensorRef[], adapters: readonly AdapterSource[]): Map<string, Delta[]> {
+const typeName = (type: number) => ggmlTypeInfo(type)?.name ?? String(type);
+
+/**
+ * Pairs each adapted base tensor with its deltas, checking names, shapes and types before
+ * anything is written. `dequantizeTo` (a float type) admits quantized base tensors that
+ * {@link dequantize} handles.
+ */
+function planMerge(base: readonly TensorRef[], adapters: readonly AdapterSource[], dequantizeTo?: number): Map<string, Delta[]> {
   const byName = new Map(base.map((t) => [t.name, t]));
   const plan = new Map<string, Delta[]>();
   for (const adapter of adapters) {
@@ -54,8 +64,10 @@ function planMerge(base: readonly TensorRef[], adapters: readonly AdapterSource[
       if (b === undefined) throw new LoraShapeError(name, `${adapter.label}: has no matching lora_b`);
       const weight = byName.get(target);
       if (weight === undefined) throw new LoraShapeError(target, `${adapter.label} adapts it, but the base has no such tensor (wrong base?)`);
-      if (!isFloatType(weight.type)) throw new QuantizedBaseError(target, ggmlTypeInfo(weight.type)?.name ?? String(weight.type));
-      for (const t of [a, b]) if (!isFloatType(t.type)) throw new UnsupportedAdapterError("adapter type", `${adapter.label}: "${t.name}" is ${ggmlTypeInfo(t.type)?.name}; only F32, F16 and BF16 adapters merge`);
+      if (!isFloatType(weight.type) && !(dequantizeTo !== undefined && dequantizableTypes.includes(weight.type))) {
+        throw new QuantizedBaseError(target, typeName(weight.type), dequantizeTo !== undefined);
+      }
+      for (const t of [a, b]) if (!isFloatType(t.type)) throw new UnsupportedAdapterError("adapter type", `${adapter.label}: "${t.name}" is ${typeName(t.type)}; only F32, F16 and BF16 adapters merge`);
       const embedding = target === "token_embd.weight";
       // The same checks as llama.cpp's adapter loader (llama-adapter.cpp).
       const [nIn, nOut] = weight.shape;
@@ -113,8 +125,8 @@ export const cpuMergeDevice: MergeDevice = {
   },
 };
 
-/** The merged bytes of one base tensor (ggml shape [nIn, nOut]: nOut rows of nIn). */
-async function mergeTensor(weight: TensorRef, bytes: Uint8Array, deltas: readonly Delta[], device: MergeDevice): Promise<Uint8Array> {
+/** The merged bytes of one base tensor (ggml shape [nIn, nOut]: nOut rows of nIn), as `outType` (default: its own type). */
+async function mergeTensor(weight: TensorRef, bytes: Uint8Array, deltas: readonly Delta[], device: MergeDevice, outType = weight.type): Promise<Uint8Array> {
   const [nIn, nOut] = weight.shape as [number, number];
   const terms = await Promise.all(deltas.map(async ({ adapter, a, b, rank }): Promise<MergeTerm> => {
     const valuesA = decodeFloats(await adapter.read(a.name), a.type);
@@ -126,7 +138,8 @@ async function mergeTensor(weight: TensorRef, bytes: Uint8Array, deltas: readonl
       ? { left: valuesA, right: transpose(valuesB, nIn, rank), rank, factor }
       : { left: valuesB, right: valuesA, rank, factor };
   }));
-  return encodeFloats(await device.addDeltas(decodeFloats(bytes, weight.type), nIn, nOut, terms), weight.type);
+  const values = isFloatType(weight.type) ? decodeFloats(bytes, weight.type) : dequantize(bytes, weight.type);
+  return encodeFloats(await device.addDeltas(values, nIn, nOut, terms), outType);
 }
 
 export interface MergeAdapter {
@@ -135,16 +148,36 @@ export interface MergeAdapter {
   readonly scale?: number;
 }
 
+/** The float types quantized tensors can be dequantized to. */
+export type DequantizeTarget = "f16" | "f32";
+const dequantizeTargets: Readonly<Record<DequantizeTarget, number>> = { f16: GgmlType.F16, f32: GgmlType.F32 };
+
 export interface MergeOptions {
   /** Where the arithmetic runs (default: the CPU). */
   readonly device?: MergeDevice;
+  /**
+   * Dequantize adapted tensors that are Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1 (as ggml does) and store
+   * their merged values as F16 or F32. Without it such tensors are refused (QuantizedBaseError).
+   * Unadapted tensors keep their type either way.
+   */
+  readonly dequantize?: DequantizeTarget;
   /** Called after each tensor with the bytes written so far and the total. */
   readonly onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+/** An adapted tensor that was dequantized to be merged. */
+export interface DequantizedTensor {
+  readonly name: string;
+  /** The base's type, e.g. "Q8_0". */
+  readonly from: string;
+  /** The merged tensor's type: "F16" or "F32". */
+  readonly to: string;
 }
 
 export interface MergeResult {
   readonly mergedTensors: number;
   readonly tensors: number;
+  readonly dequantized: readonly DequantizedTensor[];
 }
 
 function fileSource(label: string, file: GgufFile, scale: number): AdapterSource {
@@ -153,6 +186,10 @@ function fileSource(label: string, file: GgufFile, scale: number): AdapterSource
 
 /** Merges the adapters into the base GGUF at `basePath`, writing the merged model to `outPath` tensor by tensor. */
 export async function mergeLoraFiles(basePath: string, adapters: readonly MergeAdapter[], outPath: string, options: MergeOptions = {}): Promise<MergeResult> {
+  const dequantizeTo = options.dequantize === undefined ? undefined : dequantizeTargets[options.dequantize];
+  if (options.dequantize !== undefined && dequantizeTo === undefined) {
+    throw new InvalidOptionError("dequantize", `expected "f16" or "f32", got ${JSON.stringify(options.dequantize)}`);
+  }
   await using base = await openGguf(basePath);
   const files: GgufFile[] = [];
   try {
@@ -162,18 +199,20 @@ export async function mergeLoraFiles(basePath: string, adapters: readonly MergeA
       files.push(file);
       sources.push(fileSource(path, file, scale));
     }
-    const plan = planMerge(base.tensors, sources);
+    const plan = planMerge(base.tensors, sources, dequantizeTo);
+    const outTypes = base.tensors.map((t) => (plan.has(t.name) && !isFloatType(t.type) ? dequantizeTo! : t.type));
     const total = base.tensors.reduce((n, t) => n + t.byteLength, 0);
     let done = 0;
-    await writeGgufStreamed(outPath, base.metadata, base.tensors, async (i) => {
+    await writeGgufStreamed(outPath, base.metadata, base.tensors.map((t, i) => ({ ...t, type: outTypes[i]! })), async (i) => {
       const info = base.tensors[i]!;
       const bytes = await base.readTensor(info.name);
       const deltas = plan.get(info.name);
-      const out = deltas === undefined ? bytes : await mergeTensor(info, bytes, deltas, options.device ?? cpuMergeDevice);
+      const out = deltas === undefined ? bytes : await mergeTensor(info, bytes, deltas, options.device ?? cpuMergeDevice, outTypes[i]);
       options.onProgress?.((done += info.byteLength), total);
       return out;
     });
-    return { mergedTensors: plan.size, tensors: base.tensors.length };
+    const dequantized = base.tensors.flatMap((t, i) => (t.type === outTypes[i] ? [] : [{ name: t.name, from: typeName(t.type), to: typeName(outTypes[i]!) }]));
+    return { mergedTensors: plan.size, tensors: base.tensors.length, dequantized };
   } finally {
     for (const file of files) await file.close();
   }

@@ -10,17 +10,10 @@ import {
 import { LoraShapeError, QuantizedBaseError, mergeLoraFiles, mergeLoraSpecs } from "../../src/lora/index.ts";
 import { llamaUnavailable, tinyLora, tinyModel } from "./fixtures.ts";
 import { mergeLora } from "./merge.ts";
-import { assertLogitsClose, inTempDir, maxAbsDifference, promptLogits, runCli } from "./tools-fixtures.ts";
+import { assertLogitsClose, inTempDir, maxAbsDifference, promptLogits, runCli, tensorsOf } from "./tools-fixtures.ts";
 
 const loraA = { rank: 4, alpha: 8, seed: 31 };
 const loraB = { rank: 2, alpha: 3, seed: 32 };
-
-async function tensorsOf(path: string): Promise<Map<string, { type: number; shape: readonly number[]; data: Uint8Array }>> {
-  await using file = await openGguf(path);
-  const out = new Map();
-  for (const t of file.tensors) out.set(t.name, { type: t.type, shape: t.shape, data: await file.readTensor(t.name) });
-  return out;
-}
 
 /** The tiny model with every matrix stored as `type` (norms stay f32, as converters write them). */
 function retyped(spec: GgufSpec, type: "F16" | "BF16"): GgufSpec {
@@ -42,7 +35,7 @@ test("merge: streamed file merge gives the in-memory merge's tensors and the bas
   const out = join(dir, "merged.gguf");
   const progress: number[] = [];
   const result = await mergeLoraFiles(tinyModel().path, [{ path: tinyLora("ma", loraA).path, scale: 0.5 }], out, { onProgress: (done, total) => progress.push(done / total) });
-  assert.deepEqual(result, { mergedTensors: 14, tensors: tinyModel().spec.tensors.length });
+  assert.deepEqual(result, { mergedTensors: 14, tensors: tinyModel().spec.tensors.length, dequantized: [] });
   assert.equal(progress.at(-1), 1);
   assert.ok(progress.every((p, i) => i === 0 || p >= progress[i - 1]!));
   const expected = await mergeLoraSpecs(tinyModel().spec, [{ spec: tinyLora("ma", loraA).spec, scale: 0.5 }]);

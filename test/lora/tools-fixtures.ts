@@ -1,9 +1,10 @@
 // Shared by the LoRA tool tests (convert, merge): logits through llama.cpp with adapters, the
-// comparison bound, a temporary directory and the CLI run in-process.
+// comparison bound, a temporary directory, a GGUF's tensors and the CLI run in-process.
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { openGguf } from "../../src/formats/index.ts";
 import { LlamaContext, LlamaModel, LoraAdapter } from "../../src/lora/index.ts";
 import { main } from "../../src/cli/main.ts";
 
@@ -53,6 +54,14 @@ export async function inTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> 
   } finally {
     await rm(dir, { recursive: true });
   }
+}
+
+/** Every tensor of a GGUF file: type, shape and bytes by name. */
+export async function tensorsOf(path: string): Promise<Map<string, { type: number; shape: readonly number[]; data: Uint8Array }>> {
+  await using file = await openGguf(path);
+  const out = new Map<string, { type: number; shape: readonly number[]; data: Uint8Array }>();
+  for (const t of file.tensors) out.set(t.name, { type: t.type, shape: t.shape, data: await file.readTensor(t.name) });
+  return out;
 }
 
 export async function runCli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {

@@ -26,10 +26,15 @@ export class LoraShapeError extends GpuffiError {
   }
 }
 
-/** A tensor that an adapter changes is quantized; merging would need dequantizing and requantizing it. */
+/**
+ * A tensor that an adapter changes is quantized, and was not to be dequantized (or is of a type
+ * gpuffi cannot dequantize).
+ */
 export class QuantizedBaseError extends GpuffiError {
   override name = "QuantizedBaseError";
-  constructor(readonly tensor: string, readonly typeName: string) {
-    super("ERR_LORA_QUANTIZED_BASE", `tensor "${tensor}" is ${typeName}: merging works on F32, F16 and BF16 bases only; merge into the unquantized model and quantize afterwards`);
+  constructor(readonly tensor: string, readonly typeName: string, dequantizing: boolean) {
+    super("ERR_LORA_QUANTIZED_BASE", `tensor "${tensor}" is ${typeName}: ` + (dequantizing
+      ? "gpuffi dequantizes Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 only; merge into the unquantized model and quantize afterwards"
+      : "merging works on F32, F16 and BF16 weights; dequantize the adapted Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 tensors with --dequantize (dequantize: \"f16\" or \"f32\"), or merge into the unquantized model and quantize afterwards"));
   }
 }
