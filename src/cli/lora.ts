@@ -1,14 +1,16 @@
 // `gpuffi lora convert|merge`: PEFT adapters to llama.cpp GGUF, and adapters merged into a base.
 import { CublasHandle, CudaContext } from "../cuda/index.ts";
 import { type ConvertOutType, CudaMergeDevice, type DequantizedTensor, type MergeDevice, convertPeftAdapter, mergeLoraFiles } from "../lora/index.ts";
-import { type CliIO, type Command, UsageError, parseCommandArgs, withProgressBar } from "./command.ts";
+import { type CliIO, type Command, UsageError, integerOption, parseCommandArgs, withProgressBar } from "./command.ts";
 
-const usage = `usage: gpuffi lora convert PEFT_DIR OUT.gguf [--base BASE.gguf] [--outtype keep|f32|f16|bf16]
+const usage = `usage: gpuffi lora convert PEFT_DIR OUT.gguf [--base BASE.gguf | --heads N [--kv-heads N]] [--outtype keep|f32|f16|bf16]
        gpuffi lora merge BASE.gguf ADAPTER.gguf[:SCALE]... OUT.gguf [--device cpu|cuda] [--dequantize [--dequantize-to f16|f32]]
 
 convert  turns a PEFT LoRA (adapter_config.json + adapter_model.safetensors) into a llama.cpp
          GGUF adapter. --base checks the shapes against the base model and supplies the head
-         counts that q_proj/k_proj need; --outtype keep (default) keeps F32/F16/BF16.
+         counts that q_proj/k_proj need to reorder their rows for llama.cpp's rope; without a
+         base, --heads (attention heads) and --kv-heads (key/value heads, default --heads)
+         give them. --outtype keep (default) keeps F32/F16/BF16.
 merge    writes BASE with W + Σ SCALE·(alpha/r)·B·A for every adapted tensor, tensor by tensor
          (F32, F16 and BF16 bases; SCALE defaults to 1). --device cuda runs the products on
          GPU 0 with cuBLAS (fp32); cpu (default) sums in float64. Adapted tensors of a
@@ -26,11 +28,15 @@ function parseAdapter(spec: string): { path: string; scale: number } {
 }
 
 async function convert(argv: string[], io: CliIO): Promise<number> {
-  const { positionals, values } = parseCommandArgs(argv, { base: "string", outtype: "string" }, ["PEFT_DIR", "OUT.gguf"]);
+  const { positionals, values } = parseCommandArgs(argv, { base: "string", heads: "string", "kv-heads": "string", outtype: "string" }, ["PEFT_DIR", "OUT.gguf"]);
   const outType = (values.outtype ?? "keep") as ConvertOutType;
   if (!outTypes.includes(outType)) throw new UsageError(`--outtype takes ${outTypes.join(", ")}, got "${String(values.outtype)}"`);
+  if (values["kv-heads"] !== undefined && values.heads === undefined) throw new UsageError("--kv-heads goes with --heads");
+  const count = (name: string) => (values[name] === undefined ? undefined : integerOption(values, name, 0, 1));
   const result = await withProgressBar("converting", (onProgress) => convertPeftAdapter(positionals[0]!, positionals[1]!, {
     base: values.base as string | undefined,
+    heads: count("heads"),
+    kvHeads: count("kv-heads"),
     outType,
     onProgress,
   }));
@@ -77,7 +83,7 @@ async function merge(argv: string[], io: CliIO): Promise<number> {
 
 export const loraCommand: Command = {
   name: "lora",
-  synopsis: "lora convert PEFT_DIR OUT.gguf [--base BASE.gguf] | lora merge BASE.gguf ADAPTER.gguf[:SCALE]... OUT.gguf",
+  synopsis: "lora convert PEFT_DIR OUT.gguf [--base BASE.gguf | --heads N [--kv-heads N]] | lora merge BASE.gguf ADAPTER.gguf[:SCALE]... OUT.gguf",
   summary: "convert PEFT LoRA adapters to GGUF, merge adapters into a base model",
   usage,
   run(argv: string[], io: CliIO): Promise<number> {

@@ -2,12 +2,13 @@
 // keys, "base_model.model.…lora_A.weight" names, [r, in]/[out, r] shapes, safetensors with
 // {"format": "pt"}), converted and checked tensor by tensor and through llama.cpp.
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import fc from "fast-check";
 import { test } from "../harness.ts";
 import {
-  type GgufSpec, type GgufTensorSpec, type SafetensorsDtype, type SafetensorsTensorSpec, GgmlType,
+  type GgufSpec, type GgufTensorSpec, type SafetensorsDtype, type SafetensorsTensorSpec, GgmlType, InvalidOptionError,
   bf16ToF32Array, f16ToF32Array, f32ToBf16Array, f32ToF16Array, openGguf, writeGgufFile, writeSafetensorsFile,
 } from "../../src/formats/index.ts";
 import { seededRandom, uniformValues } from "../../src/formats/tiny/random.ts";
@@ -155,6 +156,37 @@ test("convert: tensor for tensor what convert_lora_to_gguf.py writes (names, ord
   }
 }));
 
+test("convert without a base: --heads/--kv-heads order q/k rows as the base's head counts do", () => inTempDir(async (dir) => {
+  const adapter = makePeft({ rank: 3, alpha: 6, seed: 28 });
+  const peft = await writePeft(dir, adapter);
+  const [withBase, withHeads] = [join(dir, "base.gguf"), join(dir, "heads.gguf")];
+  await convertPeftAdapter(peft, withBase, { base: tinyModel().path });
+  assert.deepEqual(await convertPeftAdapter(peft, withHeads, { heads: HEADS, kvHeads: KV_HEADS }), { pairs: 16, alpha: 6, architecture: "llama" });
+  const [a, b] = [await readAll(withBase), await readAll(withHeads)];
+  assert.deepEqual(b.tensors.map((t) => ({ ...t, data: [...t.data] })), a.tensors.map((t) => ({ ...t, data: [...t.data] })));
+  assert.deepEqual(b.tensors.map((t) => [...t.data]), expectedGguf(adapter, 6).tensors.map((t) => [...t.data]));
+  // With the base too, agreeing counts are fine.
+  await convertPeftAdapter(peft, join(dir, "both.gguf"), { base: tinyModel().path, heads: HEADS, kvHeads: KV_HEADS });
+}));
+
+test("convert: head counts that cannot be right are refused, naming what is wrong", () => inTempDir(async (dir) => {
+  const peft = await writePeft(dir, makePeft({ rank: 2, alpha: 4, seed: 29 }));
+  const out = join(dir, "out.gguf");
+  const refused: [Parameters<typeof convertPeftAdapter>[2], (e: unknown) => boolean][] = [
+    // q has 64 rows, k 32 (HEADS = 2 query heads and KV_HEADS = 1 key/value head of 32); k comes first (sorted PEFT names).
+    [{ heads: 3, kvHeads: 1 }, (e) => e instanceof LoraShapeError && e.message === `tensor "blk.0.attn_q.weight": its 64 rows do not split into 3 heads of even size (wrong head count?)`],
+    [{ heads: 2, kvHeads: 2 }, (e) => e instanceof LoraShapeError && e.message === `tensor "blk.0.attn_q.weight": 2 heads of 32 rows, but blk.0.attn_k.weight has heads of 16 (wrong head counts?)`],
+    [{ heads: 2, kvHeads: 5 }, (e) => e instanceof LoraShapeError && /32 rows do not split into 5 heads of even size \(wrong key\/value head count\?\)/.test(e.message)],
+    [{ kvHeads: 1 }, (e) => e instanceof InvalidOptionError && e.message === "kvHeads: goes with heads (the query head count)"],
+    [{ heads: 0 }, (e) => e instanceof InvalidOptionError && e.message === "heads: must be a positive integer, got 0"],
+    [{ heads: 2, kvHeads: 1.5 }, (e) => e instanceof InvalidOptionError && /kvHeads: must be a positive integer, got 1.5/.test(e.message)],
+    [{ base: tinyModel().path, heads: 2, kvHeads: 2 }, (e) => e instanceof InvalidOptionError && /2 query and 2 key\/value heads, but the base model has 2 and 1/.test(e.message)],
+    [{}, (e) => e instanceof UnsupportedAdapterError && e.message.includes("pass the base GGUF (--base) or --heads N [--kv-heads N]")],
+  ];
+  for (const [options, check] of refused) await assert.rejects(convertPeftAdapter(peft, out, options), check, JSON.stringify(options));
+  assert.equal(existsSync(out), false);
+}));
+
 test("convert: base + converted adapter through llama.cpp gives the logits of the model merged in TS (1e-4)", () => inTempDir(async (dir) => {
   const adapter = makePeft({ rank: 4, alpha: 6, seed: 22 });
   const out = join(dir, "adapter.gguf");
@@ -248,4 +280,14 @@ test("cli: gpuffi lora convert writes the adapter and reports refusals with exit
   assert.equal(refused.code, 1);
   assert.match(refused.err, /DoRA/);
   assert.equal((await runCli("lora", "convert", peft)).code, 2);
+  const heads = await runCli("lora", "convert", peft, join(dir, "c.gguf"), "--heads", String(HEADS), "--kv-heads", String(KV_HEADS));
+  assert.equal(heads.code, 0, heads.err);
+  const noHeads = await runCli("lora", "convert", peft, join(dir, "d.gguf"));
+  assert.equal(noHeads.code, 1);
+  assert.match(noHeads.err, /--heads N \[--kv-heads N\]/);
+  for (const [args, message] of [[["--kv-heads", "1"], /--kv-heads goes with --heads/], [["--heads", "0"], /--heads needs an integer ≥ 1, got 0/], [["--heads", "two"], /--heads needs an integer, got "two"/]] as const) {
+    const usage = await runCli("lora", "convert", peft, join(dir, "e.gguf"), ...args);
+    assert.equal(usage.code, 2);
+    assert.match(usage.err, message);
+  }
 }));

@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
-  type GgufHeader, type GgufSpec, type GgufTensorSpec, type GgufValue, type SafetensorsTensorInfo, GgmlType,
+  type GgufHeader, type GgufSpec, type GgufTensorSpec, type GgufValue, type SafetensorsTensorInfo, GgmlType, InvalidOptionError,
   openGguf, openSafetensors, writeGgufFile,
 } from "../../formats/index.ts";
 import { LoraShapeError, UnsupportedAdapterError } from "./errors.ts";
@@ -21,6 +21,13 @@ export type ConvertOutType = "keep" | "f32" | "f16" | "bf16";
 export interface ConvertOptions {
   /** The base model's GGUF: its shapes are checked, its head counts order q/k rows, its architecture is recorded. */
   readonly base?: string;
+  /**
+   * The attention head count (llama.cpp's `<arch>.attention.head_count`), to reorder q_proj and
+   * k_proj rows without a base GGUF. With `base`, it must agree with the base's.
+   */
+  readonly heads?: number;
+  /** The key/value head count (`attention.head_count_kv`) for k_proj; default `heads`. Needs `heads`. */
+  readonly kvHeads?: number;
   readonly outType?: ConvertOutType;
   /** Called after each written pair. */
   readonly onProgress?: (done: number, total: number) => void;
@@ -42,12 +49,16 @@ interface Pair {
   b?: SafetensorsTensorInfo;
 }
 
-/** What the conversion needs from the base model. */
-interface BaseInfo {
-  readonly architecture: string;
-  readonly shapes: ReadonlyMap<string, readonly number[]>;
+/** The attention head counts that order q and k rows; undefined when nobody said. */
+interface HeadCounts {
   readonly heads: number | undefined;
   readonly kvHeads: number | undefined;
+}
+
+/** What the conversion needs from the base model. */
+interface BaseInfo extends HeadCounts {
+  readonly architecture: string;
+  readonly shapes: ReadonlyMap<string, readonly number[]>;
 }
 
 function baseInfo(header: GgufHeader): BaseInfo {
@@ -112,13 +123,43 @@ function retype(bytes: Uint8Array, from: number, to: number): Uint8Array {
   return from === to ? bytes : encodeFloats(decodeFloats(bytes, from), to);
 }
 
-function ropeHeads(pair: Pair, base: BaseInfo | undefined): number | undefined {
-  if (pair.name.rope === undefined) return undefined;
-  const heads = pair.name.rope === "q" ? base?.heads : base?.kvHeads;
-  if (heads === undefined) {
-    throw new UnsupportedAdapterError("base", `${pair.name.module} needs the base model's head counts to reorder its rows for llama.cpp's rope: pass the base GGUF`);
+/** The head counts from the options (checked against the base's when both say), else the base's. */
+function headCounts(options: ConvertOptions, base: BaseInfo | undefined): HeadCounts {
+  const { heads, kvHeads } = options;
+  for (const [name, value] of [["heads", heads], ["kvHeads", kvHeads]] as const) {
+    if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) throw new InvalidOptionError(name, `must be a positive integer, got ${value}`);
   }
-  return heads;
+  if (heads === undefined) {
+    if (kvHeads !== undefined) throw new InvalidOptionError("kvHeads", "goes with heads (the query head count)");
+    return { heads: base?.heads, kvHeads: base?.kvHeads };
+  }
+  const given = { heads, kvHeads: kvHeads ?? heads };
+  if (base?.heads !== undefined && (base.heads !== given.heads || base.kvHeads !== given.kvHeads)) {
+    throw new InvalidOptionError("heads", `${given.heads} query and ${given.kvHeads} key/value heads, but the base model has ${base.heads} and ${base.kvHeads} (attention.head_count, head_count_kv)`);
+  }
+  return given;
+}
+
+/**
+ * The head count that orders a q or k pair's rows (undefined for other pairs), after checking
+ * that its rows split into heads of even size and that q and k agree on that size.
+ */
+function ropeHeads(pairs: readonly Pair[], rows: readonly number[], counts: HeadCounts): (number | undefined)[] {
+  let headSize: { size: number; target: string } | undefined;
+  return pairs.map((pair, i) => {
+    if (pair.name.rope === undefined) return undefined;
+    const heads = pair.name.rope === "q" ? counts.heads : counts.kvHeads;
+    if (heads === undefined) {
+      throw new UnsupportedAdapterError("head counts", `${pair.name.module} needs the attention head counts to reorder its rows for llama.cpp's rope: pass the base GGUF (--base) or --heads N [--kv-heads N]`);
+    }
+    const size = rows[i]! / heads;
+    if (!Number.isInteger(size) || size % 2 !== 0) throw new LoraShapeError(pair.target, `its ${rows[i]} rows do not split into ${heads} heads of even size (wrong ${pair.name.rope === "q" ? "head" : "key/value head"} count?)`);
+    if (headSize !== undefined && headSize.size !== size) {
+      throw new LoraShapeError(pair.target, `${heads} heads of ${size} rows, but ${headSize.target} has heads of ${headSize.size} (wrong head counts?)`);
+    }
+    headSize ??= { size, target: pair.target };
+    return heads;
+  });
 }
 
 /** Reads a PEFT adapter directory and builds the GGUF adapter (held in memory: adapters are small next to their models). */
@@ -135,6 +176,7 @@ export async function peftToGguf(dir: string, options: ConvertOptions = {}): Pro
   // rsLoRA scales by alpha/√r; llama.cpp by alpha/r, which agree for alpha·√r when every rank is the same.
   if (config.rsLora && ranks.size > 1) throw new UnsupportedAdapterError("use_rslora", `rsLoRA with several ranks (${[...ranks].join(", ")}) needs one alpha per rank`);
   const alpha = config.rsLora ? config.alpha * Math.sqrt(config.rank) : config.alpha;
+  const rope = ropeHeads(pairs, checked.map((c) => c.b.shape[0]!), headCounts(options, base));
 
   const tensors: GgufTensorSpec[] = [];
   for (const [i, pair] of pairs.entries()) {
@@ -144,7 +186,7 @@ export async function peftToGguf(dir: string, options: ConvertOptions = {}): Pro
     const [inputs, outputs] = [a.shape[1]!, b.shape[0]!];
     let dataA = await weights.readTensor(a.name);
     let dataB = await weights.readTensor(b.name);
-    const heads = ropeHeads(pair, base);
+    const heads = rope[i];
     if (heads !== undefined) dataB = permuteRopeRows(dataB, outputs, dataB.length / outputs, heads);
     let shapeA = [inputs, rank];
     if (pair.name.embedding) {
