@@ -51,7 +51,7 @@ cat "$out/device.txt"
 llama_dir=/tmp/gpuffi-llama
 models=/tmp/gpuffi-models
 if want llama && [ -f .device/llama-src.tar.xz ]; then
-  scripts/build-llama.sh --cuda --arch 90a --src .device/llama-src.tar.xz --out "$llama_dir" --jobs "$(nproc)" > "$out/llama-build.log" 2>&1 &
+  scripts/build-llama.sh --cuda --rpc --arch 90a --src .device/llama-src.tar.xz --out "$llama_dir" --jobs "$(nproc)" > "$out/llama-build.log" 2>&1 &
   llama_build=$!
   mkdir -p "$models"
   ( run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-model "$models/tinyllama-shape-f16.gguf" --embd 2048 --layers 22 --heads 32 --kv-heads 4 --ff 5632 --ctx 2048 --type f16 --vocab 32000 &&
