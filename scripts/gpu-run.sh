@@ -89,7 +89,7 @@ for name in "${runtimes[@]}"; do
     run_ts "$name" bench/gemm.bench.ts "$out" > "$out/gemm-bench-$name.txt" 2>&1; tail -25 "$out/gemm-bench-$name.txt"
   fi
   if want upload-bench && [ -f bench/upload.bench.ts ]; then
-    run_ts "$name" bench/upload.bench.ts "$out" > "$out/upload-bench-$name.txt" 2>&1; tail -10 "$out/upload-bench-$name.txt"
+    run_ts "$name" bench/upload.bench.ts "$out" > "$out/upload-bench-$name.txt" 2>&1; tail -25 "$out/upload-bench-$name.txt"
   fi
 done
 if want llama && [ -x "$llama_dir/llama-bench" ]; then
