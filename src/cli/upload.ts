@@ -10,8 +10,8 @@ const usage = `usage: gpuffi upload FILE [--device N] [--chunk MiB] [--slots N] 
 Streams every tensor of a GGUF or safetensors file into device memory on GPU N (default 0) and
 prints the bytes, the seconds and the rate (GB/s, 10^9 bytes per second); the buffers are freed
 at the end. docs/lora-tools.md explains the strategies.
-  --chunk MiB     bytes per staging buffer or registered window (default 32)
-  --slots N       chunks in flight (default 8)
+  --chunk MiB     bytes per staging buffer or registered window (default 8)
+  --slots N       chunks in flight (default 32)
   --strategy S    staged (default): read into pinned staging buffers;
                   mapped: map the file and register its pages with cudaHostRegister
   --json          one JSON object instead of the text line`;
@@ -25,8 +25,8 @@ export const uploadCommand: Command = {
     const { positionals, values } = parseCommandArgs(argv, { device: "string", chunk: "string", slots: "string", strategy: "string", json: "boolean" }, ["FILE"]);
     const path = positionals[0]!;
     const device = integerOption(values, "device", 0, 0);
-    const chunkBytes = integerOption(values, "chunk", 32, 1) * 2 ** 20;
-    const slots = integerOption(values, "slots", 8, 1);
+    const chunkBytes = integerOption(values, "chunk", 8, 1) * 2 ** 20;
+    const slots = integerOption(values, "slots", 32, 1);
     const strategy = (values.strategy ?? "staged") as UploadStrategy;
     if (!uploadStrategies.includes(strategy)) throw new UsageError(`--strategy takes ${uploadStrategies.join(" or ")}, got "${String(values.strategy)}"`);
     // The file first: a wrong file is reported as such, also on a machine without a GPU.
