@@ -14,6 +14,8 @@ const dlSymbols = defineSymbols({
   dlsym: { parameters: ["ptr", "cstring"], result: "ptr" },
   // char *dlerror(void);
   dlerror: { parameters: [], result: "cstring" },
+  // int dladdr(const void *addr, Dl_info *info);
+  dladdr: { parameters: ["ptr", "buffer"], result: "i32" },
 });
 
 const RTLD_NOW = 0x2;
@@ -24,6 +26,7 @@ const libdl = backend.open("libc.so.6", dlSymbols, new Map()).symbols as unknown
   dlclose(handle: number): number;
   dlsym(handle: number, name: string): number;
   dlerror(): string | null;
+  dladdr(address: number, info: BigUint64Array): number;
 };
 
 /**
@@ -43,4 +46,15 @@ export function dlsymAddress(handle: number, name: string): number {
 
 export function dlcloseHandle(handle: number): void {
   libdl.dlclose(handle);
+}
+
+/**
+ * The file of the loaded library that holds `address` (a function pointer a library handed
+ * out, e.g. a plugin's), or `undefined` when no loaded object contains it.
+ */
+export function libraryPathOf(address: number): string | undefined {
+  // Dl_info { const char *dli_fname; void *dli_fbase; const char *dli_sname; void *dli_saddr; }
+  const info = new BigUint64Array(4);
+  if (address === 0 || libdl.dladdr(address, info) === 0 || info[0] === 0n) return undefined;
+  return backend.readCString(Number(info[0]));
 }

@@ -32,12 +32,7 @@ export class LoraAdapter extends NativeResource {
 
   private constructor(model: LlamaModel, ptr: Pointer, path: string, rank: number) {
     const { symbols } = model.llama.lib;
-    model.lifetime.retain();
-    const modelLifetime = model.lifetime;
-    const lifetime = new Lifetime(`LoRA adapter ${path}`, () => {
-      symbols.llama_adapter_lora_free(ptr);
-      modelLifetime.release();
-    });
+    const lifetime = Lifetime.dependent(`LoRA adapter ${path}`, model.lifetime, () => symbols.llama_adapter_lora_free(ptr));
     super("LoraAdapter", () => lifetime.release());
     this.ptr = ptr;
     this.lifetime = lifetime;

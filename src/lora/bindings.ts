@@ -137,6 +137,8 @@ export const llamaSymbols = defineSymbols({
   llama_backend_init: { parameters: [], result: "void" },
   // LLAMA_API void llama_backend_free(void);
   llama_backend_free: { parameters: [], result: "void" },
+  // LLAMA_API void llama_attach_threadpool(struct llama_context * ctx, ggml_threadpool_t threadpool, ggml_threadpool_t threadpool_batch);
+  llama_attach_threadpool: { parameters: ["ptr", "ptr", "ptr"], result: "void" },
   // LLAMA_API struct llama_model * llama_model_load_from_file(const char * path_model, struct llama_model_params params);
   llama_model_load_from_file: { parameters: ["cstring", llamaModelParams], result: "ptr", nonblocking: true },
   // LLAMA_API void llama_model_free(struct llama_model * model);
@@ -308,6 +310,8 @@ export const ggmlBaseSymbols = defineSymbols({
   ggml_version: { parameters: [], result: "cstring" },
   // GGML_API const char * ggml_commit(void);
   ggml_commit: { parameters: [], result: "cstring" },
+  // GGML_API void ggml_threadpool_params_init(struct ggml_threadpool_params * p, int n_threads);
+  ggml_threadpool_params_init: { parameters: ["buffer", "i32"], result: "void" },
   // GGML_API const char * ggml_backend_dev_name(ggml_backend_dev_t device);
   ggml_backend_dev_name: { parameters: ["ptr"], result: "cstring" },
   // GGML_API const char * ggml_backend_dev_description(ggml_backend_dev_t device);
@@ -316,10 +320,14 @@ export const ggmlBaseSymbols = defineSymbols({
   ggml_backend_dev_memory: { parameters: ["ptr", "buffer", "buffer"], result: "void" },
   // GGML_API enum ggml_backend_dev_type ggml_backend_dev_type(ggml_backend_dev_t device);
   ggml_backend_dev_type: { parameters: ["ptr"], result: "i32" },
+  // GGML_API ggml_backend_reg_t ggml_backend_dev_backend_reg(ggml_backend_dev_t device);
+  ggml_backend_dev_backend_reg: { parameters: ["ptr"], result: "ptr" },
   // GGML_API size_t ggml_backend_reg_dev_count(ggml_backend_reg_t reg);
   ggml_backend_reg_dev_count: { parameters: ["ptr"], result: "usize" },
   // GGML_API ggml_backend_dev_t ggml_backend_reg_dev_get(ggml_backend_reg_t reg, size_t index);
   ggml_backend_reg_dev_get: { parameters: ["ptr", "usize"], result: "ptr" },
+  // GGML_API void * ggml_backend_reg_get_proc_address(ggml_backend_reg_t reg, const char * name);
+  ggml_backend_reg_get_proc_address: { parameters: ["ptr", "cstring"], result: "ptr" },
 });
 
 // ----- ggml-backend.h: libggml (the backend registry) ------------------------------------------
@@ -329,9 +337,36 @@ export const ggmlSymbols = defineSymbols({
   ggml_backend_dev_count: { parameters: [], result: "usize" },
   // GGML_API ggml_backend_dev_t ggml_backend_dev_get(size_t index);
   ggml_backend_dev_get: { parameters: ["usize"], result: "ptr" },
+  // GGML_API ggml_backend_dev_t ggml_backend_dev_by_type(enum ggml_backend_dev_type type);
+  ggml_backend_dev_by_type: { parameters: ["i32"], result: "ptr" },
   // GGML_API void ggml_backend_load_all_from_path(const char * dir_path);
   ggml_backend_load_all_from_path: { parameters: ["cstring"], result: "void" },
 });
 
 // enum ggml_backend_dev_type
 export const deviceTypes = ["cpu", "gpu", "igpu", "accel", "meta"] as const;
+
+// ----- ggml-cpu.h: the CPU backend ------------------------------------------------------------
+// A plugin in node-llama-cpp's packages (one file per microarchitecture, the best one loaded by
+// ggml_backend_load_all_from_path), libggml-cpu in a CMake build: Llama finds whichever file
+// the registered CPU backend lives in.
+
+// struct ggml_threadpool_params (ggml.h); ggml_threadpool_new copies it, so JS memory serves.
+export const ggmlThreadpoolParams = defineStruct("ggml_threadpool_params", {
+  cpumask: { array: "bool", length: 512 }, // bool cpumask[GGML_MAX_N_THREADS]
+  n_threads: "i32",
+  prio: "i32",
+  poll: "u32",
+  strict_cpu: "bool",
+  paused: "bool",
+});
+
+// enum ggml_sched_priority (ggml.h)
+export const SchedPriority = { low: -1, normal: 0, medium: 1, high: 2, realtime: 3 } as const;
+
+export const ggmlCpuSymbols = defineSymbols({
+  // GGML_BACKEND_API struct ggml_threadpool * ggml_threadpool_new(struct ggml_threadpool_params * params);
+  ggml_threadpool_new: { parameters: ["buffer"], result: "ptr" },
+  // GGML_BACKEND_API void ggml_threadpool_free(struct ggml_threadpool * threadpool);
+  ggml_threadpool_free: { parameters: ["ptr"], result: "void" },
+});

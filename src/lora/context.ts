@@ -8,6 +8,7 @@ import { CacheType, FlashAttention, PoolingType } from "./bindings.ts";
 import { LlamaError } from "./errors.ts";
 import type { LlamaModel, TokenizeOptions } from "./model.ts";
 import { LlamaSampler, type SamplerOptions } from "./sampler.ts";
+import type { LlamaThreadpool } from "./threadpool.ts";
 
 export interface ContextOptions {
   /** Tokens the KV cache holds, over all sequences (0 = the model's training context). */
@@ -18,9 +19,14 @@ export interface ContextOptions {
   readonly ubatchSize?: number;
   /** Sequences the context keeps apart (default 1). */
   readonly sequences?: number;
-  /** CPU threads for single-token decoding (default: llama.cpp's 4, at most the cores available). */
+  /** CPU threads for single-token decoding (default: the threadpool's, else llama.cpp's 4, at most the cores available). */
   readonly threads?: number;
   readonly threadsBatch?: number;
+  /**
+   * A threadpool to compute on, as llama-bench attaches one (default: ggml makes one per graph).
+   * It must have at least `threads` and `threadsBatch` threads; the context keeps it alive.
+   */
+  readonly threadpool?: LlamaThreadpool;
   readonly flashAttention?: boolean | "auto";
   /** Also compute embeddings (default false). */
   readonly embeddings?: boolean;
@@ -110,16 +116,19 @@ export class LlamaContext extends NativeResource {
   readonly #cached = new Map<number, number[]>();
   #generating = 0;
 
-  private constructor(model: LlamaModel, ptr: Pointer) {
+  private constructor(model: LlamaModel, ptr: Pointer, threadpool: LlamaThreadpool | undefined) {
     const { symbols } = model.llama.lib;
     model.lifetime.retain();
     const modelLifetime = model.lifetime;
+    const threadpoolLifetime = threadpool?.lifetime;
+    threadpoolLifetime?.retain();
     const batch = new Batch(model.llama, symbols.llama_n_batch(ptr), symbols.llama_n_seq_max(ptr));
     const held: { adapters: readonly AdapterSetting[] } = { adapters: [] };
     super("LlamaContext", () => {
       symbols.llama_free(ptr);
       if (!batch.disposed) batch.dispose();
       for (const { adapter } of held.adapters) adapter.lifetime.release();
+      threadpoolLifetime?.release();
       modelLifetime.release();
     });
     this.model = model;
@@ -137,16 +146,20 @@ export class LlamaContext extends NativeResource {
     const { symbols } = model.llama.lib;
     const defaults = symbols.llama_context_default_params();
     const flash = options.flashAttention;
+    const { threadpool } = options;
     // ggml's workers spin while they wait: more threads than cores makes decoding many times slower.
     const cores = availableParallelism();
+    const threads = options.threads ?? threadpool?.threads ?? Math.min(defaults.n_threads, cores);
+    const threadsBatch = options.threadsBatch ?? options.threads ?? threadpool?.threads ?? Math.min(defaults.n_threads_batch, cores);
+    if (threadpool !== undefined) checkThreadpool(threadpool, model, Math.max(threads, threadsBatch));
     const params = {
       ...defaults,
       n_ctx: options.contextSize ?? defaults.n_ctx,
       n_batch: options.batchSize ?? defaults.n_batch,
       n_ubatch: options.ubatchSize ?? defaults.n_ubatch,
       n_seq_max: options.sequences ?? defaults.n_seq_max,
-      n_threads: options.threads ?? Math.min(defaults.n_threads, cores),
-      n_threads_batch: options.threadsBatch ?? options.threads ?? Math.min(defaults.n_threads_batch, cores),
+      n_threads: threads,
+      n_threads_batch: threadsBatch,
       flash_attn_type: flash === undefined ? defaults.flash_attn_type : flash === "auto" ? FlashAttention.auto : flash ? FlashAttention.enabled : FlashAttention.disabled,
       embeddings: options.embeddings ?? false,
       pooling_type: options.pooling === undefined ? defaults.pooling_type : PoolingType[options.pooling],
@@ -155,7 +168,9 @@ export class LlamaContext extends NativeResource {
     };
     const ptr = symbols.llama_init_from_model(model.ptr, params);
     if (ptr === 0) throw new LlamaError("ERR_LLAMA_CONTEXT", `llama.cpp could not create a context for ${model.path} (out of memory? Llama.load({ log: "stderr" }) shows why)`);
-    return new LlamaContext(model, ptr);
+    // The same pool for single-token and batch decoding (a NULL batch pool means the first), as llama-bench does.
+    if (threadpool !== undefined) symbols.llama_attach_threadpool(ptr, threadpool.ptr, 0);
+    return new LlamaContext(model, ptr, threadpool);
   }
 
   get #symbols() {
@@ -448,6 +463,16 @@ export class LlamaContext extends NativeResource {
       if (chunk.token >= 0) tokens.push(chunk.token);
     }
     return { text, tokens };
+  }
+}
+
+// ggml computes with a context's thread count on an attached pool's workers: more threads than
+// the pool has would index past its workers (OpenMP builds) or be cut down with a warning.
+function checkThreadpool(threadpool: LlamaThreadpool, model: LlamaModel, threads: number): void {
+  if (threadpool.disposed) throw new LlamaError("ERR_LLAMA_CONTEXT", "the threadpool was disposed");
+  if (threadpool.llama !== model.llama) throw new LlamaError("ERR_LLAMA_CONTEXT", `the threadpool belongs to ${threadpool.llama.path}, not to the libllama of ${model.path}`);
+  if (threads > threadpool.threads) {
+    throw new LlamaError("ERR_LLAMA_CONTEXT", `the context asks for ${threads} threads but the threadpool has ${threadpool.threads}`);
   }
 }
 

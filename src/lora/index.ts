@@ -18,6 +18,7 @@ export {
 } from "./rpc.ts";
 export { LlamaContext, type ContextOptions, type AdapterSetting, type EvaluateOptions, type GenerateOptions, type GeneratedToken, type ContextState } from "./context.ts";
 export { LlamaSampler, type SamplerOptions } from "./sampler.ts";
+export { LlamaThreadpool, type ThreadpoolOptions } from "./threadpool.ts";
 export { LoraAdapter } from "./adapter.ts";
 export { Batch } from "./batch.ts";
 export { expectedVersions } from "./bindings.ts";

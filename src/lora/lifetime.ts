@@ -11,6 +11,15 @@ export class Lifetime {
     private readonly free: () => void,
   ) {}
 
+  /** The lifetime of an object that relies on `owner`: freeing it runs `free`, then lets `owner` go. */
+  static dependent(what: string, owner: Lifetime, free: () => void): Lifetime {
+    owner.retain();
+    return new Lifetime(what, () => {
+      free();
+      owner.release();
+    });
+  }
+
   /** A dependent begins to rely on the object. */
   retain(): void {
     if (this.#references === 0) throw new Error(`gpuffi bug: ${this.what} retained after it was freed`);

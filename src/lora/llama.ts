@@ -8,12 +8,26 @@ import {
   NativeResource,
   Out,
   type Pointer,
+  type StructValue,
+  decodeStruct,
   defineSymbols,
+  libraryPathOf,
   loadLibrary,
   openLibrary,
 } from "../ffi/index.ts";
-import { deviceTypes, expectedVersions, ggmlBaseSonames, ggmlBaseSymbols, ggmlSonames, ggmlSymbols, llamaSpec, llamaSymbols } from "./bindings.ts";
-import { LlamaVersionError } from "./errors.ts";
+import {
+  deviceTypes,
+  expectedVersions,
+  ggmlBaseSonames,
+  ggmlBaseSymbols,
+  ggmlCpuSymbols,
+  ggmlSonames,
+  ggmlSymbols,
+  ggmlThreadpoolParams,
+  llamaSpec,
+  llamaSymbols,
+} from "./bindings.ts";
+import { LlamaError, LlamaVersionError } from "./errors.ts";
 import { Lifetime } from "./lifetime.ts";
 
 export interface LlamaOptions {
@@ -85,6 +99,7 @@ export class Llama extends NativeResource {
   readonly lib: LlamaLibrary;
   readonly #ggml: NativeLibrary<typeof ggmlSymbols>;
   readonly #ggmlBase: NativeLibrary<typeof ggmlBaseSymbols>;
+  #cpuBackend: NativeLibrary<typeof ggmlCpuSymbols> | undefined;
   /** @internal Models retain it. */
   readonly lifetime: Lifetime;
   /** The libllama file that was loaded. */
@@ -200,5 +215,31 @@ export class Llama extends NativeResource {
 
   #deviceType(device: Pointer): LlamaDevice["type"] {
     return deviceTypes[this.#ggmlBase.symbols.ggml_backend_dev_type(device)] ?? "unknown";
+  }
+
+  /**
+   * @internal The CPU backend's own functions (ggml-cpu.h), opened from whichever file holds the
+   * registered CPU backend: a per-microarchitecture plugin in node-llama-cpp's packages,
+   * libggml-cpu in a CMake build. llama-bench finds ggml_threadpool_new the same way.
+   */
+  cpuBackend(): NativeLibrary<typeof ggmlCpuSymbols> {
+    this.assertLive();
+    if (this.#cpuBackend === undefined) {
+      const base = this.#ggmlBase.symbols;
+      const device = this.#ggml.symbols.ggml_backend_dev_by_type(deviceTypes.indexOf("cpu"));
+      const threadpoolNew = device === 0 ? 0 : base.ggml_backend_reg_get_proc_address(base.ggml_backend_dev_backend_reg(device), "ggml_threadpool_new");
+      const path = libraryPathOf(threadpoolNew);
+      if (path === undefined) throw new LlamaError("ERR_LLAMA_THREADPOOL", `the CPU backend registered by ${this.path} does not offer ggml_threadpool_new`);
+      this.#cpuBackend = openLibrary("libggml-cpu", path, ggmlCpuSymbols);
+    }
+    return this.#cpuBackend;
+  }
+
+  /** @internal ggml's default threadpool parameters for `threads` threads (`ggml_threadpool_params_init`). */
+  threadpoolDefaults(threads: number): StructValue<typeof ggmlThreadpoolParams.fields> {
+    this.assertLive();
+    const params = new Uint8Array(ggmlThreadpoolParams.size);
+    this.#ggmlBase.symbols.ggml_threadpool_params_init(params, threads);
+    return decodeStruct(ggmlThreadpoolParams, params);
   }
 }

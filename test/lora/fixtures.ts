@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type GgufSpec, encodeGguf, makeTinyLora, makeTinyModel, parseGguf } from "../../src/formats/index.ts";
 import { LibraryNotFoundError } from "../../src/ffi/index.ts";
-import { Llama } from "../../src/lora/index.ts";
+import { Llama, LlamaModel } from "../../src/lora/index.ts";
 
 let dir: string | undefined;
 function write(name: string, spec: GgufSpec): string {
@@ -52,6 +52,16 @@ function cached(key: string, make: () => GgufSpec): TinyFixture {
 /** The f32 tiny llama (2 layers, n_embd 64): exact enough on CPU for 1e-4 comparisons. */
 export function tinyModel(): TinyFixture {
   return cached("model", () => makeTinyModel({ seed: 7 }));
+}
+
+/** Runs `body` with {@link tinyModel} loaded on the CPU, and disposes the model afterwards. */
+export async function withTinyModel<T>(body: (model: LlamaModel) => Promise<T>): Promise<T> {
+  const model = await LlamaModel.load(tinyModel().path);
+  try {
+    return await body(model);
+  } finally {
+    model.dispose();
+  }
 }
 
 /** A LoRA adapter for {@link tinyModel}. */

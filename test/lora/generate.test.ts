@@ -4,20 +4,11 @@ import assert from "node:assert/strict";
 import { test } from "../harness.ts";
 import { DisposedError } from "../../src/ffi/index.ts";
 import { type ContextOptions, LlamaContext, LlamaModel, LoraAdapter } from "../../src/lora/index.ts";
-import { llamaUnavailable, tinyLora, tinyModel } from "./fixtures.ts";
+import { llamaUnavailable, tinyLora, tinyModel, withTinyModel } from "./fixtures.ts";
 
 const skip = llamaUnavailable;
 const contextOptions: ContextOptions = { contextSize: 128, threads: 2 };
 const prompt = "the cat sat";
-
-async function withModel(body: (model: LlamaModel) => Promise<void>): Promise<void> {
-  const model = await LlamaModel.load(tinyModel().path);
-  try {
-    await body(model);
-  } finally {
-    model.dispose();
-  }
-}
 
 async function fresh(model: LlamaModel, run: (context: LlamaContext) => Promise<number[]>, options = contextOptions): Promise<number[]> {
   const context = LlamaContext.create(model, options);
@@ -28,7 +19,7 @@ async function fresh(model: LlamaModel, run: (context: LlamaContext) => Promise<
   }
 }
 
-test("generation with a fixed seed is deterministic", () => withModel(async (model) => {
+test("generation with a fixed seed is deterministic", () => withTinyModel(async (model) => {
   const sample = (seed: number) => fresh(model, async (c) => (await c.generateText(prompt, { maxTokens: 16, seed, temperature: 1, stopAtEndOfGeneration: false })).tokens);
   const first = await sample(42);
   assert.equal(first.length, 16);
@@ -36,7 +27,7 @@ test("generation with a fixed seed is deterministic", () => withModel(async (mod
   assert.notDeepEqual(await sample(43), first);
 }), { skip });
 
-test("abort stops generation within one token", () => withModel(async (model) => {
+test("abort stops generation within one token", () => withTinyModel(async (model) => {
   await fresh(model, async (context) => {
     const controller = new AbortController();
     let received = 0;
@@ -59,7 +50,7 @@ test("abort stops generation within one token", () => withModel(async (model) =>
   });
 }), { skip });
 
-test("a stop text ends generation and is not part of the output", () => withModel(async (model) => {
+test("a stop text ends generation and is not part of the output", () => withTinyModel(async (model) => {
   await fresh(model, async (context) => {
     const full = await context.generateText(prompt, { maxTokens: 24, temperature: 0, stopAtEndOfGeneration: false });
     const stop = full.text.slice(5, 8);
@@ -69,7 +60,7 @@ test("a stop text ends generation and is not part of the output", () => withMode
   });
 }), { skip });
 
-test("several sequences generate concurrently in one context", () => withModel(async (model) => {
+test("several sequences generate concurrently in one context", () => withTinyModel(async (model) => {
   const options = { ...contextOptions, sequences: 2 };
   await fresh(model, async (context) => {
     const greedy = { maxTokens: 12, temperature: 0, stopAtEndOfGeneration: false } as const;
@@ -81,7 +72,7 @@ test("several sequences generate concurrently in one context", () => withModel(a
   }, options);
 }), { skip });
 
-test("the KV cache is never reused across an adapter-set change", () => withModel(async (model) => {
+test("the KV cache is never reused across an adapter-set change", () => withTinyModel(async (model) => {
   const a = await LoraAdapter.load(model, tinyLora("a", { rank: 4, alpha: 8, seed: 11 }).path);
   const b = await LoraAdapter.load(model, tinyLora("b", { rank: 2, alpha: 3, seed: 12 }).path);
   try {
@@ -107,7 +98,7 @@ test("the KV cache is never reused across an adapter-set change", () => withMode
   }
 }), { skip });
 
-test("a repeated prompt reuses the cached prefix and gives the same tokens", () => withModel(async (model) => {
+test("a repeated prompt reuses the cached prefix and gives the same tokens", () => withTinyModel(async (model) => {
   await fresh(model, async (context) => {
     const greedy = { maxTokens: 8, temperature: 0, stopAtEndOfGeneration: false } as const;
     const first = await context.generateText(prompt, greedy);
@@ -118,7 +109,7 @@ test("a repeated prompt reuses the cached prefix and gives the same tokens", () 
   });
 }), { skip });
 
-test("disposal order cannot leave anything dangling", () => withModel(async (model) => {
+test("disposal order cannot leave anything dangling", () => withTinyModel(async (model) => {
   const other = await LlamaModel.load(tinyModel().path);
   const adapter = await LoraAdapter.load(other, tinyLora("a", { rank: 4, alpha: 8, seed: 11 }).path);
   const context = LlamaContext.create(other, contextOptions);
@@ -144,7 +135,7 @@ test("disposal order cannot leave anything dangling", () => withModel(async (mod
   foreign.dispose();
 }), { skip });
 
-test("nothing leaks: loading and disposing repeatedly keeps memory flat", () => withModel(async (model) => {
+test("nothing leaks: loading and disposing repeatedly keeps memory flat", () => withTinyModel(async (model) => {
   const { rss } = process.memoryUsage();
   const cycle = async () => {
     const adapter = await LoraAdapter.load(model, tinyLora("a", { rank: 4, alpha: 8, seed: 11 }).path);
