@@ -163,18 +163,24 @@ export const llamaSymbols = defineSymbols({
   llama_n_seq_max: { parameters: ["ptr"], result: "u32" },
   // LLAMA_API llama_memory_t llama_get_memory(const struct llama_context * ctx);
   llama_get_memory: { parameters: ["ptr"], result: "ptr" },
+  // LLAMA_API enum llama_pooling_type llama_pooling_type(const struct llama_context * ctx);
+  llama_pooling_type: { parameters: ["ptr"], result: "i32" },
   // LLAMA_API const struct llama_vocab * llama_model_get_vocab(const struct llama_model * model);
   llama_model_get_vocab: { parameters: ["ptr"], result: "ptr" },
   // LLAMA_API int32_t llama_model_n_ctx_train(const struct llama_model * model);
   llama_model_n_ctx_train: { parameters: ["ptr"], result: "i32" },
   // LLAMA_API int32_t llama_model_n_embd(const struct llama_model * model);
   llama_model_n_embd: { parameters: ["ptr"], result: "i32" },
+  // LLAMA_API int32_t llama_model_n_embd_out(const struct llama_model * model);
+  llama_model_n_embd_out: { parameters: ["ptr"], result: "i32" },
   // LLAMA_API int32_t llama_model_n_layer(const struct llama_model * model);
   llama_model_n_layer: { parameters: ["ptr"], result: "i32" },
   // LLAMA_API int32_t llama_model_n_head(const struct llama_model * model);
   llama_model_n_head: { parameters: ["ptr"], result: "i32" },
   // LLAMA_API int32_t llama_model_n_head_kv(const struct llama_model * model);
   llama_model_n_head_kv: { parameters: ["ptr"], result: "i32" },
+  // LLAMA_API uint32_t llama_model_n_cls_out(const struct llama_model * model);
+  llama_model_n_cls_out: { parameters: ["ptr"], result: "u32" },
   // LLAMA_API int32_t llama_vocab_n_tokens(const struct llama_vocab * vocab);
   llama_vocab_n_tokens: { parameters: ["ptr"], result: "i32" },
   // LLAMA_API int32_t llama_model_meta_count(const struct llama_model * model);

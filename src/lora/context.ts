@@ -28,9 +28,19 @@ export interface ContextOptions {
    */
   readonly threadpool?: LlamaThreadpool;
   readonly flashAttention?: boolean | "auto";
-  /** Also compute embeddings (default false). */
+  /** Also compute embeddings (default false); llama.cpp then outputs every token of a decode. */
   readonly embeddings?: boolean;
+  /**
+   * How `sequenceEmbeddings` pools a sequence's tokens (default: the model's, "none" for most
+   * generative models). llama.cpp pools over one decode's tokens of the sequence.
+   */
   readonly pooling?: keyof typeof PoolingType;
+  /**
+   * One KV cache for all sequences (llama.cpp's kv_unified) instead of one per sequence. Default:
+   * on for a pooled-embeddings context of several sequences (with a cache per sequence llama.cpp
+   * splits a batch into equal-length pieces and would pool each piece), off otherwise.
+   */
+  readonly unifiedCache?: boolean;
   /** Element type of the KV cache (default "f16"); "f32" for bit-level comparisons. */
   readonly cacheType?: keyof typeof CacheType;
 }
@@ -108,6 +118,8 @@ export class LlamaContext extends NativeResource {
   // Read once: the context may outlive the JS model object's disposal (it holds the model natively).
   readonly #vocabSize: number;
   readonly #embeddingSize: number;
+  // Floats per pooled embedding (n_cls_out scores for "rank"), 0 when the context does not pool.
+  readonly #pooledSize: number;
   // The adapters set natively, held in an object the release closure shares (it must not capture `this`).
   readonly #held: { adapters: readonly AdapterSetting[] };
   #adapterSet = "";
@@ -116,7 +128,7 @@ export class LlamaContext extends NativeResource {
   readonly #cached = new Map<number, number[]>();
   #generating = 0;
 
-  private constructor(model: LlamaModel, ptr: Pointer, threadpool: LlamaThreadpool | undefined) {
+  private constructor(model: LlamaModel, ptr: Pointer, threadpool: LlamaThreadpool | undefined, pooledSize: number) {
     const { symbols } = model.llama.lib;
     model.lifetime.retain();
     const modelLifetime = model.lifetime;
@@ -135,7 +147,8 @@ export class LlamaContext extends NativeResource {
     this.ptr = ptr;
     this.#memory = symbols.llama_get_memory(ptr);
     this.#vocabSize = symbols.llama_vocab_n_tokens(model.vocab);
-    this.#embeddingSize = symbols.llama_model_n_embd(model.ptr);
+    this.#embeddingSize = symbols.llama_model_n_embd_out(model.ptr);
+    this.#pooledSize = pooledSize;
     this.#batch = batch;
     this.#held = held;
   }
@@ -152,25 +165,33 @@ export class LlamaContext extends NativeResource {
     const threads = options.threads ?? threadpool?.threads ?? Math.min(defaults.n_threads, cores);
     const threadsBatch = options.threadsBatch ?? options.threads ?? threadpool?.threads ?? Math.min(defaults.n_threads_batch, cores);
     if (threadpool !== undefined) checkThreadpool(threadpool, model, Math.max(threads, threadsBatch));
+    const embeddings = options.embeddings ?? false;
+    const sequences = options.sequences ?? defaults.n_seq_max;
     const params = {
       ...defaults,
       n_ctx: options.contextSize ?? defaults.n_ctx,
       n_batch: options.batchSize ?? defaults.n_batch,
       n_ubatch: options.ubatchSize ?? defaults.n_ubatch,
-      n_seq_max: options.sequences ?? defaults.n_seq_max,
+      n_seq_max: sequences,
       n_threads: threads,
       n_threads_batch: threadsBatch,
       flash_attn_type: flash === undefined ? defaults.flash_attn_type : flash === "auto" ? FlashAttention.auto : flash ? FlashAttention.enabled : FlashAttention.disabled,
-      embeddings: options.embeddings ?? false,
+      embeddings,
+      kv_unified: options.unifiedCache ?? (embeddings && sequences > 1 && options.pooling !== "none"),
       pooling_type: options.pooling === undefined ? defaults.pooling_type : PoolingType[options.pooling],
       type_k: options.cacheType === undefined ? defaults.type_k : CacheType[options.cacheType],
       type_v: options.cacheType === undefined ? defaults.type_v : CacheType[options.cacheType],
     };
     const ptr = symbols.llama_init_from_model(model.ptr, params);
     if (ptr === 0) throw new LlamaError("ERR_LLAMA_CONTEXT", `llama.cpp could not create a context for ${model.path} (out of memory? Llama.load({ log: "stderr" }) shows why)`);
+    const pooled = embeddings ? pooledSize(model, ptr) : 0;
+    if (pooled > 0 && !params.kv_unified && symbols.llama_n_seq_max(ptr) > 1) {
+      symbols.llama_free(ptr);
+      throw new LlamaError("ERR_LLAMA_CONTEXT", "pooled embeddings of several sequences need unifiedCache: a cache per sequence makes llama.cpp split a batch into equal-length pieces and pool each piece");
+    }
     // The same pool for single-token and batch decoding (a NULL batch pool means the first), as llama-bench does.
     if (threadpool !== undefined) symbols.llama_attach_threadpool(ptr, threadpool.ptr, 0);
-    return new LlamaContext(model, ptr, threadpool);
+    return new LlamaContext(model, ptr, threadpool, pooled);
   }
 
   get #symbols() {
@@ -242,8 +263,18 @@ export class LlamaContext extends NativeResource {
   /** Runs `llama_decode` on a batch the caller filled. */
   decode(batch: Batch): void {
     this.assertLive();
+    this.#checkPooled(batch.count);
     for (const sequence of batch.sequences()) this.#cached.delete(sequence);
     this.#decode(batch);
+  }
+
+  // llama.cpp pools each sequence per physical step (ubatch): a decode larger than one would
+  // pool only its last part, silently.
+  #checkPooled(tokens: number): void {
+    const ubatch = this.#symbols.llama_n_ubatch(this.ptr);
+    if (this.#pooledSize > 0 && tokens > ubatch) {
+      throw new LlamaError("ERR_LLAMA_ARGUMENT", `pooled embeddings need a decode to fit one ubatch: ${tokens} tokens > ubatchSize ${ubatch}`);
+    }
   }
 
   #decode(batch: Batch): void {
@@ -266,6 +297,7 @@ export class LlamaContext extends NativeResource {
     if (options.allLogits && tokens.length > this.#batch.capacity) {
       throw new LlamaError("ERR_LLAMA_ARGUMENT", `allLogits keeps one decode's outputs: at most ${this.#batch.capacity} tokens`);
     }
+    this.#checkPooled(tokens.length);
     this.#evaluateChunks(tokens, start, sequence, options.allLogits ?? false);
   }
 
@@ -294,10 +326,14 @@ export class LlamaContext extends NativeResource {
     return this.#floats(this.#symbols.llama_get_embeddings_ith(this.ptr, index), this.#embeddingSize, `no embeddings for output ${index} (was the context created with embeddings: true?)`, options.view);
   }
 
-  /** The pooled embedding of a sequence (needs `embeddings: true` and a pooling type other than "none"). */
+  /**
+   * The pooled embedding of a sequence over the tokens the last decode gave it (needs
+   * `embeddings: true` and a pooling type other than "none"; "rank" gives the model's classifier scores).
+   */
   sequenceEmbeddings(sequence = 0, options: { view?: boolean } = {}): Float32Array {
     this.assertLive();
-    return this.#floats(this.#symbols.llama_get_embeddings_seq(this.ptr, sequence), this.#embeddingSize, `no pooled embeddings for sequence ${sequence}`, options.view);
+    const pointer = this.#pooledSize === 0 ? 0 : this.#symbols.llama_get_embeddings_seq(this.ptr, sequence);
+    return this.#floats(pointer, this.#pooledSize, `no pooled embeddings for sequence ${sequence} (was the context created with embeddings: true and a pooling other than "none"?)`, options.view);
   }
 
   #floats(ptr: Pointer, count: number, missing: string, view = false): Float32Array {
@@ -463,6 +499,19 @@ export class LlamaContext extends NativeResource {
       if (chunk.token >= 0) tokens.push(chunk.token);
     }
     return { text, tokens };
+  }
+}
+
+/** Floats per pooled embedding of an embeddings context: n_embd_out, n_cls_out for "rank", 0 without pooling. */
+function pooledSize(model: LlamaModel, context: Pointer): number {
+  const { symbols } = model.llama.lib;
+  switch (symbols.llama_pooling_type(context)) {
+    case PoolingType.none:
+      return 0;
+    case PoolingType.rank:
+      return symbols.llama_model_n_cls_out(model.ptr);
+    default:
+      return symbols.llama_model_n_embd_out(model.ptr);
   }
 }
 
