@@ -47,6 +47,8 @@ export class LlamaSampler extends NativeResource {
   }
 
   static create(model: LlamaModel, options: SamplerOptions = {}): LlamaSampler {
+    // llama.cpp reads an empty grammar as none at all: refused rather than leave the output unconstrained.
+    if (options.grammar?.trim() === "") throw new LlamaError("ERR_LLAMA_SAMPLER", "the grammar is empty");
     const s = model.llama.lib.symbols;
     const chain = s.llama_sampler_chain_init(s.llama_sampler_chain_default_params());
     // The chain owns what is added to it, so a failure frees the chain alone.
@@ -57,7 +59,10 @@ export class LlamaSampler extends NativeResource {
       }
       s.llama_sampler_chain_add(chain, sampler);
     };
-    if (options.grammar !== undefined) add(s.llama_sampler_init_grammar(model.vocab, options.grammar, options.grammarRoot ?? "root"), "grammar (is the GBNF valid?)");
+    if (options.grammar !== undefined) {
+      const root = options.grammarRoot ?? "root";
+      add(s.llama_sampler_init_grammar(model.vocab, options.grammar, root), `grammar (is the GBNF valid, without left recursion, with a rule named "${root}"?)`);
+    }
     const repeat = options.repeatPenalty ?? 1;
     const frequency = options.frequencyPenalty ?? 0;
     const presence = options.presencePenalty ?? 0;
