@@ -27,7 +27,11 @@ export class LoraAdapter extends NativeResource {
   readonly rank: number;
   /** Every GGUF metadata scalar of the adapter file, as strings. */
   readonly metadata: ReadonlyMap<string, string>;
-  /** aLoRA: the tokens that switch the adapter on; empty for a plain LoRA. */
+  /**
+   * aLoRA: the tokens that switch the adapter on (`adapter.alora.invocation_tokens`); empty for a
+   * plain LoRA. libllama only reports them: a context applies the adapter to every token, as it
+   * does a plain LoRA's. Leaving the prefix before them unadapted is the caller's scheduling.
+   */
   readonly invocationTokens: Int32Array;
 
   private constructor(model: LlamaModel, ptr: Pointer, path: string, rank: number) {

@@ -35,6 +35,17 @@ test("cli: make-tiny-model, make-tiny-lora and gguf inspect (text and --json)", 
   assert.equal(made.code, 0, made.err);
   await using adapter = await openGguf(lora);
   assert.deepEqual(adapter.tensors.map((t) => t.name), ["blk.0.attn_q.weight.lora_a", "blk.0.attn_q.weight.lora_b", "blk.0.attn_v.weight.lora_a", "blk.0.attn_v.weight.lora_b"]);
+  assert.equal(adapter.metadata.get("adapter.alora.invocation_tokens"), undefined);
+
+  const alora = join(dir, "alora.gguf");
+  const aloraMade = await run("make-tiny-lora", model, alora, "--rank", "2", "--alpha", "4", "--invocation-tokens", "303, 7,0");
+  assert.equal(aloraMade.code, 0, aloraMade.err);
+  assert.match(aloraMade.out, /aLoRA invoked by 3 tokens/);
+  await using aloraFile = await openGguf(alora);
+  assert.deepEqual(aloraFile.metadata.get("adapter.alora.invocation_tokens"), { type: "array", value: { type: "u32", value: Uint32Array.of(303, 7, 0) } });
+  const outside = await run("make-tiny-lora", model, join(dir, "outside.gguf"), "--rank", "2", "--alpha", "4", "--invocation-tokens", "304");
+  assert.equal(outside.code, 1);
+  assert.match(outside.err, /invocationTokens.*304 is not a token id of the base model \(0…303\)/);
 
   const text = await run("gguf", "inspect", model);
   assert.equal(text.code, 0);
@@ -67,7 +78,8 @@ test("cli: help exits 0, usage errors exit 2, typed and file errors exit 1 witho
   assert.match((await run("gguf", "--help")).out, /usage: gpuffi gguf inspect/);
   for (const argv of [[], ["nope"], ["gguf"], ["gguf", "inspect"], ["gguf", "inspect", "a", "b"], ["gguf", "inspect", "x", "--bogus"],
     ["make-tiny-model", join(dir, "x.gguf"), "--layers", "two"], ["make-tiny-model", join(dir, "x.gguf"), "--type", "q4"],
-    ["make-tiny-lora", "a", "b", "--alpha", "1"], ["make-tiny-lora", "a", "b", "--rank", "2", "--alpha", "x"], ["make-tiny-lora", "a", "b", "--rank", "2", "--alpha", "1", "--targets", "q,zz"]]) {
+    ["make-tiny-lora", "a", "b", "--alpha", "1"], ["make-tiny-lora", "a", "b", "--rank", "2", "--alpha", "x"], ["make-tiny-lora", "a", "b", "--rank", "2", "--alpha", "1", "--targets", "q,zz"],
+    ["make-tiny-lora", "a", "b", "--rank", "2", "--alpha", "1", "--invocation-tokens", "5,x"], ["make-tiny-lora", "a", "b", "--rank", "2", "--alpha", "1", "--invocation-tokens", ""]]) {
     const result = await run(...argv);
     assert.equal(result.code, 2, `${argv.join(" ")} → ${result.code}: ${result.err}`);
     assert.match(result.err, /usage: gpuffi/);

@@ -167,4 +167,7 @@ test("tiny LoRA is reproducible and rejects bad options", () => {
   assert.throws(() => makeTinyLora(base, { rank: 1, alpha: NaN }), InvalidOptionError);
   assert.throws(() => makeTinyLora(base, { rank: 1, alpha: 1, targets: ["qq" as "q"] }), InvalidOptionError);
   assert.throws(() => makeTinyLora({ ...base, metadata: new Map() }, { rank: 1, alpha: 1 }), InvalidOptionError);
+  for (const invocationTokens of [[], [-1], [1.5], [304], [2 ** 32]]) {
+    assert.throws(() => makeTinyLora(base, { rank: 1, alpha: 1, invocationTokens }), InvalidOptionError, `invocation tokens ${invocationTokens.join(",")}`);
+  }
 });

@@ -3,7 +3,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type GgufSpec, encodeGguf, makeTinyLora, makeTinyModel, parseGguf } from "../../src/formats/index.ts";
+import { type GgufSpec, type TinyLoraOptions, encodeGguf, makeTinyLora, makeTinyModel, parseGguf } from "../../src/formats/index.ts";
 import { LibraryNotFoundError } from "../../src/ffi/index.ts";
 import { Llama, LlamaModel } from "../../src/lora/index.ts";
 
@@ -65,7 +65,7 @@ export async function withTinyModel<T>(body: (model: LlamaModel) => Promise<T>):
 }
 
 /** A LoRA adapter for {@link tinyModel}. */
-export function tinyLora(name: string, options: { rank: number; alpha: number; seed: number }): TinyFixture {
+export function tinyLora(name: string, options: TinyLoraOptions): TinyFixture {
   return cached(`lora-${name}`, () => makeTinyLora(parseGguf(encodeGguf(tinyModel().spec)), options));
 }
 

@@ -2,6 +2,8 @@
 // (src/llama-adapter.cpp): general.type "adapter", adapter.type "lora", adapter.lora.alpha,
 // the base's general.architecture, and per adapted weight W (ggml shape [n_in, n_out]) the
 // pair "<W name>.lora_a" of shape [n_in, rank] and "<W name>.lora_b" of shape [rank, n_out].
+// An aLoRA adds adapter.alora.invocation_tokens, an array of u32 token ids (llama.cpp refuses
+// any other element type).
 import { InvalidOptionError } from "../errors.ts";
 import type { GgufHeader } from "../gguf/reader.ts";
 import type { GgufSpec, GgufTensorSpec } from "../gguf/writer.ts";
@@ -27,6 +29,8 @@ export interface TinyLoraOptions {
   /** Which projections to adapt (default: all of them). */
   targets?: readonly LoraTarget[];
   seed?: number;
+  /** aLoRA: the token ids that switch the adapter on (written as adapter.alora.invocation_tokens). */
+  invocationTokens?: readonly number[];
 }
 
 /** Builds a LoRA adapter for `base` with seeded random A and B (B non-zero, so it has an effect). */
@@ -41,6 +45,7 @@ export function makeTinyLora(base: GgufHeader, options: TinyLoraOptions): GgufSp
   }
   const architecture = base.metadata.get("general.architecture");
   if (architecture?.type !== "string") throw new InvalidOptionError("base", "the base model has no string general.architecture");
+  const invocation = options.invocationTokens === undefined ? undefined : invocationTokens(base, options.invocationTokens);
 
   const wanted = new Set<string>(targets.map((t) => loraTargets[t]));
   const random = seededRandom(seed);
@@ -61,7 +66,21 @@ export function makeTinyLora(base: GgufHeader, options: TinyLoraOptions): GgufSp
       ["general.name", { type: "string", value: "gpuffi tiny lora" }],
       ["adapter.type", { type: "string", value: "lora" }],
       ["adapter.lora.alpha", { type: "f32", value: alpha }],
+      ...(invocation === undefined ? [] : [["adapter.alora.invocation_tokens", { type: "array", value: { type: "u32", value: invocation } }] as const]),
     ],
     tensors,
   };
+}
+
+function invocationTokens(base: GgufHeader, tokens: readonly number[]): Uint32Array {
+  const vocab = base.metadata.get("tokenizer.ggml.tokens");
+  // Token ids index the base's vocabulary; without one, any u32.
+  const limit = vocab?.type === "array" ? vocab.value.value.length : 2 ** 32;
+  if (tokens.length === 0) throw new InvalidOptionError("invocationTokens", "an aLoRA needs at least one invocation token");
+  for (const token of tokens) {
+    if (!Number.isSafeInteger(token) || token < 0 || token >= limit) {
+      throw new InvalidOptionError("invocationTokens", `${token} is not a token id of the base model (0…${limit - 1})`);
+    }
+  }
+  return Uint32Array.from(tokens);
 }
