@@ -1,10 +1,16 @@
 // pp512 / tg128 tokens/s through gpuffi next to native llama-bench from the same build on the
 // same model in the same run, plus the cost of a LoRA hot swap between two requests.
 //   <runtime> bench/llama.bench.ts LLAMA_BENCH MODEL RESULTS_DIR [--gpu-layers N] [--threads N]
-//       [--reps N] [--lora-a FILE --lora-b FILE] [--label NAME]
+//       [--reps N] [--turns N] [--lora-a FILE --lora-b FILE] [--label NAME]
 // The libllama used is the one next to LLAMA_BENCH (GPUFFI_LLAMA_DIR defaults to its directory).
-// gpuffi's loops mirror llama-bench's test_prompt/test_gen: random tokens, the same context
-// sizes, llama_synchronize after each decode; "generate" adds sampling and the async iterator.
+// gpuffi's loops do what llama-bench's test_prompt/test_gen do (tools/llama-bench/llama-bench.cpp
+// in llama.cpp 0.5.0): a context of n_prompt + n_gen tokens with llama.cpp's default batch sizes,
+// flash attention and KV types; a ggml threadpool with ggml's default parameters (poll 50)
+// attached; one warm-up (the whole prompt, or one generated token); the KV cache cleared before
+// every timed repetition; random tokens after BOS; logits of the last token of each decode only;
+// llama_synchronize at the end of the prompt and after every generated token. "generate" adds
+// sampling and the async iterator; "pp512, no threadpool" is gpuffi's default context, kept to
+// show what attaching the pool changes.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, hostname } from "node:os";
@@ -12,14 +18,15 @@ import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { runtimeName, runtimeVersion } from "../src/ffi/index.ts";
-import { Batch, Llama, LlamaContext, LlamaModel, LoraAdapter } from "../src/lora/index.ts";
+import { Batch, Llama, LlamaContext, LlamaModel, LlamaThreadpool, LoraAdapter } from "../src/lora/index.ts";
 
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
   options: {
     "gpu-layers": { type: "string", default: "99" },
     threads: { type: "string", default: String(availableParallelism()) },
-    reps: { type: "string", default: "10" },
+    reps: { type: "string", default: "20" },
+    turns: { type: "string", default: "3" },
     "lora-a": { type: "string" },
     "lora-b": { type: "string" },
     label: { type: "string", default: "gpu" },
@@ -28,30 +35,38 @@ const { values, positionals } = parseArgs({
 });
 const [llamaBench, modelPath, resultsDir] = positionals;
 if (!llamaBench || !modelPath || !resultsDir) {
-  throw new Error("usage: bench/llama.bench.ts LLAMA_BENCH MODEL RESULTS_DIR [--gpu-layers N] [--threads N] [--reps N] [--lora-a FILE --lora-b FILE] [--label NAME]");
+  throw new Error("usage: bench/llama.bench.ts LLAMA_BENCH MODEL RESULTS_DIR [--gpu-layers N] [--threads N] [--reps N] [--turns N] [--lora-a FILE --lora-b FILE] [--label NAME]");
 }
 const gpuLayers = Number(values["gpu-layers"]);
 const threads = Number(values.threads);
 const reps = Number(values.reps);
+const turns = Number(values.turns);
 const [promptTokens, genTokens] = [512, 128];
+
+type Samples = number[]; // tokens/s of each timed repetition
+const mean = (xs: Samples) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const median = (xs: Samples) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+const stddev = (xs: Samples) => Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / Math.max(xs.length - 1, 1));
 
 // ----- native llama-bench ----------------------------------------------------------------------
 
-interface NativeResult { n_prompt: number; n_gen: number; avg_ts: number; stddev_ts: number }
-function runLlamaBench(): NativeResult[] {
-  return JSON.parse(execFileSync(resolve(llamaBench!), [
-    "-m", modelPath!, "-p", String(promptTokens), "-n", String(genTokens), "-ngl", String(gpuLayers), "-t", String(threads), "-r", String(reps), "-o", "json",
-  ], { encoding: "utf8", maxBuffer: 64 << 20, stdio: ["ignore", "pipe", "inherit"] })) as NativeResult[];
-}
-// llama-bench and gpuffi's loops take turns, twice each, and each side's better figure counts:
-// a pp512 run lasts ~8 ms on an H100, and figures moved by ±20% between runs of the same binary.
-const nativeRuns = [runLlamaBench()];
-const nativeTs = (test: "pp" | "tg") =>
-  Math.max(...nativeRuns.map((run) => run.find((r) => (test === "pp" ? r.n_prompt === promptTokens && r.n_gen === 0 : r.n_gen === genTokens && r.n_prompt === 0))!.avg_ts));
+const llamaDir = process.env.GPUFFI_LLAMA_DIR ?? dirname(resolve(llamaBench));
+
+/** One test of llama-bench's run (its JSON output). */
+interface ChildResult { n_prompt: number; n_gen: number; avg_ts: number; stddev_ts: number; samples_ts: Samples }
+const runChild = (command: string, args: string[]) =>
+  JSON.parse(execFileSync(command, args, { encoding: "utf8", maxBuffer: 64 << 20, stdio: ["ignore", "pipe", "inherit"] })) as ChildResult[];
+const runLlamaBench = () => runChild(resolve(llamaBench), [
+  "-m", modelPath, "-p", String(promptTokens), "-n", String(genTokens), "-ngl", String(gpuLayers), "-t", String(threads), "-r", String(reps), "-o", "json",
+]);
 
 // ----- gpuffi ----------------------------------------------------------------------------------
 
-const llama = Llama.load({ dir: process.env.GPUFFI_LLAMA_DIR ?? dirname(resolve(llamaBench)) });
+const llama = Llama.load({ dir: llamaDir });
 const model = await LlamaModel.load(modelPath, { llama, gpuLayers });
 const vocab = model.shape.vocab;
 const random = () => Math.floor(Math.random() * vocab);
@@ -63,67 +78,88 @@ function timed(run: () => void): number {
   return (performance.now() - start) / 1000;
 }
 
-/** One llama-bench-like measurement: a warm-up, then `reps` timed runs; mean tokens/s. */
-function measure(contextSize: number, tokens: number, body: (context: LlamaContext, batch: Batch) => void): number {
-  const context = LlamaContext.create(model, { contextSize, threads });
-  const batch = new Batch(llama, context.batchSize);
-  try {
-    const rates: number[] = [];
-    for (let rep = -1; rep < reps; rep++) {
-      context.clearMemory();
-      const seconds = timed(() => body(context, batch));
-      if (rep >= 0) rates.push(tokens / seconds);
-    }
-    return rates.reduce((a, b) => a + b, 0) / rates.length;
-  } finally {
-    batch.dispose();
-    context.dispose();
-  }
-}
-
-const measurePrompt = () => measure(promptTokens, promptTokens, (context, batch) => {
-  for (let done = 0; done < promptTokens; done += batch.capacity) {
+// test_prompt: batches of n_batch random tokens (BOS first), llama_synchronize at the end.
+function decodePrompt(context: LlamaContext, batch: Batch, count: number): void {
+  for (let done = 0; done < count; done += batch.capacity) {
     batch.clear();
-    const n = Math.min(batch.capacity, promptTokens - done);
+    const n = Math.min(batch.capacity, count - done);
     for (let i = 0; i < n; i++) batch.add(done === 0 && i === 0 ? bos : random(), done + i, 0, i === n - 1);
     context.decode(batch);
   }
   context.synchronize();
-});
+}
 
-const measureGeneration = () => measure(genTokens, genTokens, (context, batch) => {
+// test_gen: one token per decode from BOS on, llama_synchronize after each.
+function decodeGenerated(context: LlamaContext, batch: Batch, count: number): void {
   let token = bos;
-  for (let i = 0; i < genTokens; i++) {
+  for (let i = 0; i < count; i++) {
     batch.clear();
     batch.add(token, i, 0, true);
     context.decode(batch);
     context.synchronize();
     token = random();
   }
-});
+}
 
-const turns = [{ pp: measurePrompt(), tg: measureGeneration() }];
-nativeRuns.push(runLlamaBench());
-turns.push({ pp: measurePrompt(), tg: measureGeneration() });
-const pp = Math.max(...turns.map((t) => t.pp));
-const tg = Math.max(...turns.map((t) => t.tg));
+/** One llama-bench test instance: a fresh context (and threadpool), a warm-up, `reps` timed runs. */
+function measure(test: { prompt: number; gen: number }, threadpool: boolean): Samples {
+  const pool = threadpool ? LlamaThreadpool.create({ llama, threads }) : undefined;
+  const context = LlamaContext.create(model, { contextSize: test.prompt + test.gen, threads, threadpool: pool });
+  const batch = new Batch(llama, context.batchSize);
+  const run = () => (test.prompt > 0 ? decodePrompt(context, batch, test.prompt) : decodeGenerated(context, batch, test.gen));
+  try {
+    if (test.prompt > 0) decodePrompt(context, batch, test.prompt);
+    else decodeGenerated(context, batch, 1);
+    const samples: Samples = [];
+    for (let rep = 0; rep < reps; rep++) {
+      context.clearMemory();
+      samples.push((test.prompt + test.gen) / timed(run));
+    }
+    return samples;
+  } finally {
+    batch.dispose();
+    context.dispose();
+    pool?.dispose();
+  }
+}
 
 // generate(): greedy sampling in llama.cpp and the async iterator's turn of the event loop per token.
-const generateRates: number[] = [];
-{
-  const context = LlamaContext.create(model, { contextSize: genTokens + 8, threads });
+async function measureGenerate(): Promise<Samples> {
+  const pool = LlamaThreadpool.create({ llama, threads });
+  const context = LlamaContext.create(model, { contextSize: genTokens + 8, threads, threadpool: pool });
   try {
+    const samples: Samples = [];
     for (let rep = -1; rep < reps; rep++) {
       context.clearMemory();
       const start = performance.now();
       const { tokens } = await context.generateText([bos], { maxTokens: genTokens, temperature: 0, stopAtEndOfGeneration: false });
-      if (rep >= 0) generateRates.push(tokens.length / ((performance.now() - start) / 1000));
+      if (rep >= 0) samples.push(tokens.length / ((performance.now() - start) / 1000));
     }
+    return samples;
   } finally {
     context.dispose();
+    pool.dispose();
   }
 }
-const generateTs = generateRates.reduce((a, b) => a + b, 0) / generateRates.length;
+
+// The sides take turns, the order rotating: a pp512 run lasts ~8 ms on an H100, and GPU clock
+// state moved figures by ±20% between runs of the same binary. Every repetition of every turn is
+// pooled; means (llama-bench's avg_ts) and medians are compared.
+const pp = { prompt: promptTokens, gen: 0 };
+const tg = { prompt: 0, gen: genTokens };
+const nativeRuns: ChildResult[][] = [];
+const gpuffiTurns: { pp: Samples; tg: Samples; ppNoThreadpool: Samples; generate: Samples }[] = [];
+const sides = [
+  async () => nativeRuns.push(runLlamaBench()),
+  async () => gpuffiTurns.push({ pp: measure(pp, true), tg: measure(tg, true), ppNoThreadpool: measure(pp, false), generate: await measureGenerate() }),
+];
+for (let turn = 0; turn < turns; turn++) {
+  for (let i = 0; i < sides.length; i++) await sides[(turn + i) % sides.length]!();
+}
+const childSamples = (runs: ChildResult[][], test: "pp" | "tg") =>
+  runs.flatMap((run) => run.find((r) => (test === "pp" ? r.n_prompt === promptTokens && r.n_gen === 0 : r.n_gen === genTokens && r.n_prompt === 0))!.samples_ts);
+const nativeSamples = (test: "pp" | "tg") => childSamples(nativeRuns, test);
+const gpuffiSamples = (key: keyof (typeof gpuffiTurns)[number]) => gpuffiTurns.flatMap((t) => t[key]);
 
 // ----- LoRA hot swap between two requests ------------------------------------------------------
 
@@ -149,8 +185,7 @@ if (values["lora-a"] && values["lora-b"]) {
     firsts.push(timed(decodeOne));
     steady.push(timed(decodeOne));
   }
-  const median = (xs: number[]) => xs.sort((x, y) => x - y)[xs.length >> 1]! * 1000;
-  hotSwap = { setAdaptersMs: median(swaps), firstDecodeExtraMs: median(firsts) - median(steady) };
+  hotSwap = { setAdaptersMs: median(swaps) * 1000, firstDecodeExtraMs: (median(firsts) - median(steady)) * 1000 };
   batch.dispose();
   context.dispose();
   a.dispose();
@@ -161,10 +196,17 @@ model.dispose();
 // ----- report ----------------------------------------------------------------------------------
 
 const rows = [
-  { test: `pp${promptTokens}`, native: nativeTs("pp"), gpuffi: pp },
-  { test: `tg${genTokens}`, native: nativeTs("tg"), gpuffi: tg },
-  { test: `tg${genTokens} via generate()`, native: nativeTs("tg"), gpuffi: generateTs },
-];
+  { test: `gpuffi pp${promptTokens}`, native: nativeSamples("pp"), measured: gpuffiSamples("pp") },
+  { test: `gpuffi tg${genTokens}`, native: nativeSamples("tg"), measured: gpuffiSamples("tg") },
+  { test: `gpuffi tg${genTokens} via generate()`, native: nativeSamples("tg"), measured: gpuffiSamples("generate") },
+  { test: `gpuffi pp${promptTokens}, no threadpool`, native: nativeSamples("pp"), measured: gpuffiSamples("ppNoThreadpool") },
+].map((r) => ({
+  test: r.test,
+  native: { mean: mean(r.native), median: median(r.native), stddev: stddev(r.native) },
+  measured: { mean: mean(r.measured), median: median(r.measured), stddev: stddev(r.measured) },
+  ratio: mean(r.measured) / mean(r.native),
+  medianRatio: median(r.measured) / median(r.native),
+}));
 const result = {
   runtime: runtimeVersion(),
   host: hostname(),
@@ -172,22 +214,29 @@ const result = {
   devices: llama.devices().map((d) => d.description),
   library: llama.path,
   versions: llama.versions,
+  // OPENMP = 1 or not: without OpenMP, a context with no threadpool starts ggml's threads on every decode.
+  systemInfo: llama.systemInfo,
   model: modelPath,
   gpuLayers,
   threads,
   reps,
-  rows: rows.map((r) => ({ ...r, ratio: r.gpuffi / r.native })),
-  turns: { gpuffi: turns, llamaBench: nativeRuns.map((run) => run.map((r) => ({ n_prompt: r.n_prompt, n_gen: r.n_gen, avg_ts: r.avg_ts, stddev_ts: r.stddev_ts }))) },
+  turns,
+  rows,
+  samples: { gpuffi: gpuffiTurns, llamaBench: nativeRuns },
   hotSwap,
 };
+const figure = (s: { mean: number; stddev: number }) => `${s.mean.toFixed(1)} ± ${s.stddev.toFixed(1)}`;
 const markdown = [
   `# llama.cpp through gpuffi vs llama-bench (${result.runtime}, ${result.devices.join(" + ")})`,
   "",
-  `model ${modelPath}, ${gpuLayers} GPU layers, ${threads} threads, ${reps} repetitions, ${llama.versions.llama} (${llama.versions.commit}); llama-bench and gpuffi took turns twice, each side's better figure is shown`,
+  `model ${modelPath}, ${gpuLayers} GPU layers, ${threads} threads, ${llama.versions.llama} (${llama.versions.commit}); ` +
+    `llama-bench and gpuffi took ${turns} turns of ${reps} repetitions each, order rotating; every repetition is pooled (mean ± sd, and medians)`,
   "",
-  "| test | llama-bench t/s | gpuffi t/s | ratio |",
-  "| --- | ---: | ---: | ---: |",
-  ...result.rows.map((r) => `| ${r.test} | ${r.native.toFixed(1)} | ${r.gpuffi.toFixed(1)} | ${r.ratio.toFixed(3)} |`),
+  `system info: ${llama.systemInfo.trim()}`,
+  "",
+  "| test | llama-bench t/s | measured t/s | ratio of means | ratio of medians |",
+  "| --- | ---: | ---: | ---: | ---: |",
+  ...rows.map((r) => `| ${r.test} | ${figure(r.native)} | ${figure(r.measured)} | ${r.ratio.toFixed(3)} | ${r.medianRatio.toFixed(3)} |`),
   ...(hotSwap ? ["", `LoRA hot swap between requests: setAdapters ${hotSwap.setAdaptersMs.toFixed(3)} ms; first one-token decode after it minus a steady one: ${hotSwap.firstDecodeExtraMs.toFixed(3)} ms (medians of 20)`] : []),
 ].join("\n");
 console.log(markdown);
