@@ -1,8 +1,11 @@
 // pp512 / tg128 tokens/s through gpuffi next to native llama-bench from the same build on the
 // same model in the same run, plus the cost of a LoRA hot swap between two requests.
 //   <runtime> bench/llama.bench.ts LLAMA_BENCH MODEL RESULTS_DIR [--gpu-layers N] [--threads N]
-//       [--reps N] [--turns N] [--lora-a FILE --lora-b FILE] [--label NAME]
+//       [--reps N] [--turns N] [--lora-a FILE --lora-b FILE] [--node-llama-cpp PACKAGES] [--label NAME]
 // The libllama used is the one next to LLAMA_BENCH (GPUFFI_LLAMA_DIR defaults to its directory).
+// --node-llama-cpp adds node-llama-cpp on the same libllama as a third side taking turns
+// (bench/node-llama-cpp.bench.mjs in a child process of this runtime, Bun or Node; PACKAGES is
+// the node_modules that scripts/pack-device.sh --node-llama-cpp packs).
 // gpuffi's loops do what llama-bench's test_prompt/test_gen do (tools/llama-bench/llama-bench.cpp
 // in llama.cpp 0.5.0): a context of n_prompt + n_gen tokens with llama.cpp's default batch sizes,
 // flash attention and KV types; a ggml threadpool with ggml's default parameters (poll 50)
@@ -16,6 +19,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runtimeName, runtimeVersion } from "../src/ffi/index.ts";
 import { Batch, Llama, LlamaContext, LlamaModel, LlamaThreadpool, LoraAdapter } from "../src/lora/index.ts";
@@ -29,13 +33,14 @@ const { values, positionals } = parseArgs({
     turns: { type: "string", default: "3" },
     "lora-a": { type: "string" },
     "lora-b": { type: "string" },
+    "node-llama-cpp": { type: "string" },
     label: { type: "string", default: "gpu" },
   },
   allowPositionals: true,
 });
 const [llamaBench, modelPath, resultsDir] = positionals;
 if (!llamaBench || !modelPath || !resultsDir) {
-  throw new Error("usage: bench/llama.bench.ts LLAMA_BENCH MODEL RESULTS_DIR [--gpu-layers N] [--threads N] [--reps N] [--turns N] [--lora-a FILE --lora-b FILE] [--label NAME]");
+  throw new Error("usage: bench/llama.bench.ts LLAMA_BENCH MODEL RESULTS_DIR [--gpu-layers N] [--threads N] [--reps N] [--turns N] [--lora-a FILE --lora-b FILE] [--node-llama-cpp PACKAGES] [--label NAME]");
 }
 const gpuLayers = Number(values["gpu-layers"]);
 const threads = Number(values.threads);
@@ -52,16 +57,22 @@ const median = (xs: Samples) => {
 };
 const stddev = (xs: Samples) => Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / Math.max(xs.length - 1, 1));
 
-// ----- native llama-bench ----------------------------------------------------------------------
+// ----- native llama-bench, and node-llama-cpp in a process of its own ---------------------------
 
 const llamaDir = process.env.GPUFFI_LLAMA_DIR ?? dirname(resolve(llamaBench));
 
-/** One test of llama-bench's run (its JSON output). */
+/** One test of a child process's run, in llama-bench's JSON shape. */
 interface ChildResult { n_prompt: number; n_gen: number; avg_ts: number; stddev_ts: number; samples_ts: Samples }
 const runChild = (command: string, args: string[]) =>
   JSON.parse(execFileSync(command, args, { encoding: "utf8", maxBuffer: 64 << 20, stdio: ["ignore", "pipe", "inherit"] })) as ChildResult[];
 const runLlamaBench = () => runChild(resolve(llamaBench), [
   "-m", modelPath, "-p", String(promptTokens), "-n", String(genTokens), "-ngl", String(gpuLayers), "-t", String(threads), "-r", String(reps), "-o", "json",
+]);
+const nodeLlamaCpp = values["node-llama-cpp"];
+if (nodeLlamaCpp !== undefined && runtimeName === "deno") throw new Error("--node-llama-cpp runs its child on this runtime: use Bun or Node");
+const runNodeLlamaCpp = () => runChild(process.execPath, [
+  fileURLToPath(new URL("node-llama-cpp.bench.mjs", import.meta.url)), "--packages", nodeLlamaCpp!, "--llama-dir", llamaDir,
+  "--model", modelPath, "--gpu-layers", String(gpuLayers), "--threads", String(threads), "--reps", String(reps),
 ]);
 
 // ----- gpuffi ----------------------------------------------------------------------------------
@@ -148,10 +159,12 @@ async function measureGenerate(): Promise<Samples> {
 const pp = { prompt: promptTokens, gen: 0 };
 const tg = { prompt: 0, gen: genTokens };
 const nativeRuns: ChildResult[][] = [];
+const nodeLlamaCppRuns: ChildResult[][] = [];
 const gpuffiTurns: { pp: Samples; tg: Samples; ppNoThreadpool: Samples; generate: Samples }[] = [];
 const sides = [
   async () => nativeRuns.push(runLlamaBench()),
   async () => gpuffiTurns.push({ pp: measure(pp, true), tg: measure(tg, true), ppNoThreadpool: measure(pp, false), generate: await measureGenerate() }),
+  ...(nodeLlamaCpp === undefined ? [] : [async () => nodeLlamaCppRuns.push(runNodeLlamaCpp())]),
 ];
 for (let turn = 0; turn < turns; turn++) {
   for (let i = 0; i < sides.length; i++) await sides[(turn + i) % sides.length]!();
@@ -200,6 +213,10 @@ const rows = [
   { test: `gpuffi tg${genTokens}`, native: nativeSamples("tg"), measured: gpuffiSamples("tg") },
   { test: `gpuffi tg${genTokens} via generate()`, native: nativeSamples("tg"), measured: gpuffiSamples("generate") },
   { test: `gpuffi pp${promptTokens}, no threadpool`, native: nativeSamples("pp"), measured: gpuffiSamples("ppNoThreadpool") },
+  ...(nodeLlamaCpp === undefined ? [] : [
+    { test: `node-llama-cpp pp${promptTokens}`, native: nativeSamples("pp"), measured: childSamples(nodeLlamaCppRuns, "pp") },
+    { test: `node-llama-cpp tg${genTokens} via sequence.evaluate()`, native: nativeSamples("tg"), measured: childSamples(nodeLlamaCppRuns, "tg") },
+  ]),
 ].map((r) => ({
   test: r.test,
   native: { mean: mean(r.native), median: median(r.native), stddev: stddev(r.native) },
@@ -222,7 +239,7 @@ const result = {
   reps,
   turns,
   rows,
-  samples: { gpuffi: gpuffiTurns, llamaBench: nativeRuns },
+  samples: { gpuffi: gpuffiTurns, llamaBench: nativeRuns, nodeLlamaCpp: nodeLlamaCppRuns },
   hotSwap,
 };
 const figure = (s: { mean: number; stddev: number }) => `${s.mean.toFixed(1)} ± ${s.stddev.toFixed(1)}`;
@@ -230,7 +247,7 @@ const markdown = [
   `# llama.cpp through gpuffi vs llama-bench (${result.runtime}, ${result.devices.join(" + ")})`,
   "",
   `model ${modelPath}, ${gpuLayers} GPU layers, ${threads} threads, ${llama.versions.llama} (${llama.versions.commit}); ` +
-    `llama-bench and gpuffi took ${turns} turns of ${reps} repetitions each, order rotating; every repetition is pooled (mean ± sd, and medians)`,
+    `llama-bench, gpuffi${nodeLlamaCpp === undefined ? "" : " and node-llama-cpp"} took ${turns} turns of ${reps} repetitions each, order rotating; every repetition is pooled (mean ± sd, and medians)`,
   "",
   `system info: ${llama.systemInfo.trim()}`,
   "",

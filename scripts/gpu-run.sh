@@ -6,7 +6,8 @@
 # Stages (default: all): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench llama
 # (GPUFFI_TEST_FILTER="pool cublas" limits the tests stage to those files)
 # `llama` builds llama.cpp for CUDA from .device/llama-src.tar.xz (packed with --llama), runs the
-# llama tests against that build and the llama.cpp benchmark against native llama-bench.
+# llama tests against that build and the llama.cpp benchmark against native llama-bench (and
+# node-llama-cpp on the same build when .device/node-llama-cpp.tar.xz was packed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-$PWD/.cache/gpu-out}
@@ -96,8 +97,12 @@ if want llama && [ -x "$llama_dir/llama-bench" ]; then
   for name in "${runtimes[@]}"; do
     GPUFFI_LLAMA_DIR=$llama_dir run_ts "$name" test/run.ts lora > "$out/llama-tests-$name.log" 2>&1; grep -E "✗|#summary" "$out/llama-tests-$name.log"
   done
+  nlc=()
+  if [ -f .device/node-llama-cpp.tar.xz ]; then
+    mkdir -p /tmp/gpuffi-nlc && tar xJf .device/node-llama-cpp.tar.xz -C /tmp/gpuffi-nlc && nlc=(--node-llama-cpp /tmp/gpuffi-nlc/node_modules)
+  fi
   GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" bench/llama.bench.ts "$llama_dir/llama-bench" "$models/tinyllama-shape-f16.gguf" "$out" \
-    --lora-a "$models/lora-a.gguf" --lora-b "$models/lora-b.gguf" --label h100 > "$out/llama-bench.txt" 2>&1
+    --lora-a "$models/lora-a.gguf" --lora-b "$models/lora-b.gguf" "${nlc[@]}" --label h100 > "$out/llama-bench.txt" 2>&1
   tail -15 "$out/llama-bench.txt"
 fi
 ls -la "$out"

@@ -3,8 +3,10 @@
 # `carry`): the JS runtimes, xz-compressed, and the few npm packages the tests and benchmarks
 # import. The tree that travels is capped at 64 MiB: Bun (≈40 MB) travels alone; Deno (≈31 MB)
 # and Node (≈24 MB) fit together.
-#   scripts/pack-device.sh bun|deno|node ... [--llama]
+#   scripts/pack-device.sh bun|deno|node ... [--llama] [--node-llama-cpp]
 # --llama adds the exact llama.cpp source that the node-llama-cpp npm package bundles.
+# --node-llama-cpp adds node-llama-cpp's JS and dependencies (≈2 MB; not its 34 MB source bundle)
+# and the CPU package's llama-addon.node, for bench/node-llama-cpp.bench.mjs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 grep -qx '/.device/' .git/info/exclude 2>/dev/null || echo '/.device/' >> .git/info/exclude
@@ -20,7 +22,16 @@ for what in "$@"; do
       (cd "$tmp" && npm pack "node-llama-cpp@$version" >/dev/null 2>&1 && tar xzf node-llama-cpp-*.tgz package/llama/gitRelease.bundle && git clone -q package/llama/gitRelease.bundle src)
       (cd "$tmp/src" && git archive --format=tar HEAD CMakeLists.txt cmake ggml src include common tools vendor licenses LICENSE) | xz -T2 -6 > .device/llama-src.tar.xz
       rm -rf "$tmp" ;;
-    *) echo "unknown: $what (bun|deno|node|--llama)" >&2; exit 2 ;;
+    --node-llama-cpp)
+      tmp=$(mktemp -d)
+      version=$(node -p "require('./node_modules/@node-llama-cpp/linux-x64/package.json').version")
+      (cd "$tmp" && echo '{"private":true}' > package.json &&
+        npm install --omit=optional --ignore-scripts --no-audit --no-fund "node-llama-cpp@$version" >/dev/null)
+      addon=node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/llama-addon.node
+      mkdir -p "$tmp/$(dirname "$addon")" && cp "$addon" "$tmp/$addon"
+      tar -C "$tmp" --exclude=node_modules/node-llama-cpp/llama/gitRelease.bundle -cf - node_modules | xz -T2 -6 > .device/node-llama-cpp.tar.xz
+      rm -rf "$tmp" ;;
+    *) echo "unknown: $what (bun|deno|node|--llama|--node-llama-cpp)" >&2; exit 2 ;;
   esac
 done
 packages="fast-check pure-rand mitata"
