@@ -5,9 +5,12 @@
 //  - issue time at n = 64: host µs to enqueue one GEMM while the GPU keeps up; goal ≤ half of
 //    torch.matmul's. Timed over bursts of 100 calls with the stream drained between bursts: a
 //    64³ GEMM runs longer on the GPU than it takes to enqueue, so longer loops fill the launch
-//    queue and time the GPU instead (2000-call loops read 13 µs per call).
+//    queue and time the GPU instead (2000-call loops read 13 µs per call). gpuffi's gemmEx and
+//    its prepared cuBLASLt GEMM take turns burst by burst; the C anchor (bench/c/gemm_issue.cu)
+//    times cublasGemmEx and cublasLtMatmul the same way in its own process, in the same run.
 // Random operands in [-1, 1), row-major, output in the operand type (as torch.matmul gives).
-//   bun bench/gemm.bench.ts RESULTS_DIR      (also: deno run -A …, node --import tsx …)
+//   nvcc -O2 -o .cache/bench/gemm_issue bench/c/gemm_issue.cu -lcublas -lcublasLt
+//   bun bench/gemm.bench.ts RESULTS_DIR [path/to/gemm_issue]      (also: deno run -A …, node --import tsx …)
 // Prints a table and a `#bench {json}` line; writes gemm-<runtime>.md and .json into RESULTS_DIR.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -31,7 +34,8 @@ function itersFor(mode: Mode, n: number): number {
 }
 
 const resultsDir = process.argv[2];
-if (!resultsDir) throw new Error("usage: bench/gemm.bench.ts RESULTS_DIR");
+if (!resultsDir) throw new Error("usage: bench/gemm.bench.ts RESULTS_DIR [path/to/gemm_issue] (build it: nvcc -O2 -o .cache/bench/gemm_issue bench/c/gemm_issue.cu -lcublas -lcublasLt)");
+const anchorPath = process.argv[3] ?? process.env.GPUFFI_GEMM_ANCHOR;
 
 let seed = (Date.now() ^ 0x5bd1e995) >>> 0 || 1;
 function randomValues(count: number): Float32Array {
@@ -71,44 +75,64 @@ function gemmCall(mode: Mode, a: Matrix, b: Matrix, c: Matrix): () => void {
 
 const median = (values: number[]) => [...values].sort((x, y) => x - y)[values.length >> 1]!;
 
+/** Median over `repeats` of the GPU ms per GEMM, CUDA events around `iters` back-to-back calls. */
+function gpuMs(call: () => void, iters: number): number {
+  for (let i = 0; i < 3; i++) call();
+  stream.synchronize();
+  const times: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    start.record(stream);
+    for (let i = 0; i < iters; i++) call();
+    end.record(stream);
+    end.synchronize();
+    times.push(end.elapsedSince(start) / iters);
+  }
+  return median(times);
+}
+
 function throughput(mode: Mode, n: number, iters: number) {
   const [a, b, c] = operands(mode, n);
   try {
-    const call = gemmCall(mode, a, b, c);
-    for (let i = 0; i < 3; i++) call();
-    stream.synchronize();
-    const times: number[] = [];
-    for (let r = 0; r < repeats; r++) {
-      start.record(stream);
-      for (let i = 0; i < iters; i++) call();
-      end.record(stream);
-      end.synchronize();
-      times.push(end.elapsedSince(start) / iters);
-    }
-    const ms = median(times);
-    return { mode, n, iters, ms, tflops: (2 * n ** 3) / (ms * 1e-3) / 1e12 };
+    using prepared = handle.prepareGemm(a, b, c);
+    const tflops = (ms: number) => (2 * n ** 3) / (ms * 1e-3) / 1e12;
+    const ms = gpuMs(gemmCall(mode, a, b, c), iters);
+    const preparedMs = gpuMs(() => prepared.run(), iters);
+    return { mode, n, iters, ms, tflops: tflops(ms), preparedMs, preparedTflops: tflops(preparedMs) };
   } finally {
     for (const m of [a, b, c]) m.dispose();
   }
 }
 
+/** Median host µs per call of each of `calls`, over bursts that take turns, the stream drained after each. */
+function issueTimes(calls: readonly (() => void)[]): number[] {
+  for (const call of calls) call();
+  stream.synchronize();
+  const times = calls.map((): number[] => []);
+  for (let r = 0; r < issue.bursts; r++) {
+    calls.forEach((call, which) => {
+      const t0 = performance.now();
+      for (let i = 0; i < issue.calls; i++) call();
+      times[which]!.push(((performance.now() - t0) * 1000) / issue.calls);
+      stream.synchronize();
+    });
+  }
+  return times.map(median);
+}
+
 function issueTime(mode: Mode) {
   const [a, b, c] = operands(mode, issue.n);
   try {
-    const call = gemmCall(mode, a, b, c);
-    call();
-    stream.synchronize();
-    const times: number[] = [];
-    for (let r = 0; r < issue.bursts; r++) {
-      const t0 = performance.now();
-      for (let i = 0; i < issue.calls; i++) call();
-      times.push(((performance.now() - t0) * 1000) / issue.calls);
-      stream.synchronize();
-    }
-    return { mode, n: issue.n, calls: issue.calls, us: median(times) };
+    using prepared = handle.prepareGemm(a, b, c);
+    const [gemmExUs, preparedUs] = issueTimes([() => handle.gemmEx(a, b, c), () => prepared.run()]);
+    return { mode, n: issue.n, calls: issue.calls, gemmExUs: gemmExUs!, preparedUs: preparedUs! };
   } finally {
     for (const m of [a, b, c]) m.dispose();
   }
+}
+
+interface AnchorResult {
+  cublas: string;
+  modes: { mode: Mode; gemmExUs: number; ltUs: number }[];
 }
 
 interface TorchResult {
@@ -123,7 +147,16 @@ const cases = modes.flatMap((mode) => sizes.map((n) => ({ mode, n, iters: itersF
 const ours = cases.map(({ mode, n, iters }) => throughput(mode, n, iters));
 const oursIssue = modes.map(issueTime);
 
-// PyTorch runs in a process of its own on the same GPU, after gpuffi's matrices are freed.
+// The C anchor and PyTorch run in processes of their own on the same GPU, after gpuffi's matrices are freed.
+let anchor: AnchorResult | undefined;
+let anchorError: string | undefined = anchorPath ? undefined : "no anchor given (bench/gemm.bench.ts RESULTS_DIR path/to/gemm_issue)";
+if (anchorPath) {
+  try {
+    anchor = JSON.parse(execFileSync(anchorPath, [String(issue.n), String(issue.calls), String(issue.bursts)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] })) as AnchorResult;
+  } catch (error) {
+    anchorError = (error as Error).message.split("\n")[0];
+  }
+}
 let torch: TorchResult | undefined;
 let torchError: string | undefined;
 try {
@@ -136,11 +169,22 @@ try {
 
 const rows = ours.map((o, i) => {
   const t = torch?.cases[i];
-  return { ...o, torchTflops: t?.tflops, ratio: t ? o.tflops / t.tflops : undefined, goal: o.n >= 1024 ? 0.99 : undefined };
+  return { ...o, torchTflops: t?.tflops, ratio: t ? o.tflops / t.tflops : undefined, preparedRatio: t ? o.preparedTflops / t.tflops : undefined, goal: o.n >= 1024 ? 0.99 : undefined };
 });
-const issueRows = oursIssue.map((o, i) => {
-  const t = torch?.issue[i];
-  return { ...o, torchMatmulUs: t?.matmulUs, torchMatmulOutUs: t?.matmulOutUs, ratio: t ? o.us / t.matmulUs : undefined, goal: 0.5 };
+const issueRows = oursIssue.map((o) => {
+  const t = torch?.issue.find((row) => row.mode === o.mode);
+  const c = anchor?.modes.find((row) => row.mode === o.mode);
+  return {
+    ...o,
+    cGemmExUs: c?.gemmExUs,
+    cLtUs: c?.ltUs,
+    torchMatmulUs: t?.matmulUs,
+    torchMatmulOutUs: t?.matmulOutUs,
+    ratio: t ? o.preparedUs / t.matmulUs : undefined,
+    gemmExRatio: t ? o.gemmExUs / t.matmulUs : undefined,
+    overC: c ? o.preparedUs / c.ltUs : undefined,
+    goal: 0.5,
+  };
 });
 const info = context.info();
 const figures = {
@@ -150,8 +194,9 @@ const figures = {
   cudaRuntime: `${context.runtimeVersion.major}.${context.runtimeVersion.minor}`,
   cublas: `${handle.version.major}.${handle.version.minor}.${handle.version.patch}`,
   cublasPath: handle.api.path,
+  anchor: anchor ? { cublas: anchor.cublas, path: anchorPath } : { error: anchorError },
   torch: torch ? { version: torch.torch, cuda: torch.cuda, device: torch.device } : { error: torchError },
-  command: `${runtimeName} bench/gemm.bench.ts ${resultsDir}`,
+  command: `${runtimeName} bench/gemm.bench.ts ${resultsDir}${anchorPath ? ` ${anchorPath}` : ""}`,
   method: `CUDA events around back-to-back n×n GEMMs on one stream, median of ${repeats}; torch.matmul(a, b, out=c) timed the same way`,
   throughput: rows,
   issue: issueRows,
@@ -165,15 +210,17 @@ const markdown = `# cuBLAS GEMM through gpuffi vs torch.matmul
 ${figures.date} · ${figures.runtime} · ${figures.device} · CUDA ${figures.cudaRuntime} · cuBLAS ${figures.cublas} · PyTorch ${torch ? `${torch.torch} (CUDA ${torch.cuda})` : `not measured: ${torchError}`}
 Command: \`${figures.command}\`. ${figures.method}.
 
-| mode | n | iters | gpuffi TFLOP/s | PyTorch TFLOP/s | ratio (goal ≥ 0.99 for n ≥ 1024) |
-|---|---:|---:|---:|---:|---:|
-${rows.map((r) => `| ${r.mode} | ${r.n} | ${r.iters} | ${f(r.tflops)} | ${f(r.torchTflops)} | ${f(r.ratio, 3)}${verdict(r.ratio, r.goal, true)} |`).join("\n")}
+gpuffi: \`gemm\` (fp32, tf32) or \`gemmEx\` (fp16, bf16); prepared: \`prepareGemm\` once, then \`run()\` (cublasLtMatmul).
 
-Issue time, n = ${issue.n} (host µs per enqueued GEMM, median of ${issue.bursts} bursts of ${issue.calls}, the stream drained between bursts):
+| mode | n | iters | gpuffi TFLOP/s | gpuffi prepared TFLOP/s | PyTorch TFLOP/s | ratio (goal ≥ 0.99 for n ≥ 1024) | prepared ratio |
+|---|---:|---:|---:|---:|---:|---:|---:|
+${rows.map((r) => `| ${r.mode} | ${r.n} | ${r.iters} | ${f(r.tflops)} | ${f(r.preparedTflops)} | ${f(r.torchTflops)} | ${f(r.ratio, 3)}${verdict(r.ratio, r.goal, true)} | ${f(r.preparedRatio, 3)}${verdict(r.preparedRatio, r.goal, true)} |`).join("\n")}
 
-| mode | gpuffi | torch.matmul(a, b) | torch.matmul(a, b, out=c) | gpuffi / torch.matmul (goal ≤ 0.5) |
-|---|---:|---:|---:|---:|
-${issueRows.map((r) => `| ${r.mode} | ${f(r.us, 2)} | ${f(r.torchMatmulUs, 2)} | ${f(r.torchMatmulOutUs, 2)} | ${f(r.ratio, 3)}${verdict(r.ratio, r.goal, false)} |`).join("\n")}
+Issue time, n = ${issue.n} (host µs per enqueued GEMM, median of ${issue.bursts} bursts of ${issue.calls}, the stream drained between bursts). gpuffi gemmEx: \`handle.gemmEx(a, b, c)\`; gpuffi prepared: \`handle.prepareGemm(a, b, c)\` once, then \`run()\` (one cublasLtMatmul); C: ${anchor ? `bench/c/gemm_issue.cu (cuBLAS ${anchor.cublas}), cublasGemmEx and cublasLtMatmul with its algorithm chosen once, in its own process` : `not measured (${anchorError})`}:
+
+| mode | gpuffi gemmEx | gpuffi prepared | C cublasGemmEx | C cublasLtMatmul | torch.matmul(a, b) | torch.matmul(a, b, out=c) | gemmEx / torch.matmul | prepared / torch.matmul (goal ≤ 0.5) | prepared / C cublasLtMatmul |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+${issueRows.map((r) => `| ${r.mode} | ${f(r.gemmExUs, 2)} | ${f(r.preparedUs, 2)} | ${f(r.cGemmExUs, 2)} | ${f(r.cLtUs, 2)} | ${f(r.torchMatmulUs, 2)} | ${f(r.torchMatmulOutUs, 2)} | ${f(r.gemmExRatio, 3)} | ${f(r.ratio, 3)}${verdict(r.ratio, r.goal, false)} | ${f(r.overC, 3)} |`).join("\n")}
 `;
 console.log(markdown);
 console.log(`#bench ${JSON.stringify(figures)}`);

@@ -2,9 +2,11 @@
 // typed error for a failed call. A libcublas of one CUDA major version links the libcudart of
 // that version, so with a libcudart.so.13 loaded gpuffi looks for libcublas.so.13 first and
 // refuses a libcublas.so.12 (it would pull a second CUDA runtime into the process).
-import { GpuffiError, type LibrarySpec, type NativeSymbols, Out, loadLibrary } from "../ffi/index.ts";
+import { GpuffiError, type LibrarySpec, type NativeSymbols, Out, type Pointer, loadLibrary } from "../ffi/index.ts";
+import type { CudaContext } from "./context.ts";
 import { LibraryProperty, cublasSpec, cublasSymbols } from "./cublas-library.ts";
 import { CudaCompatibilityError } from "./errors.ts";
+import { type GemmPlan, describeGemm } from "./gemm-plan.ts";
 import type { CudaVersion } from "./version.ts";
 
 export type CublasSymbols = NativeSymbols<typeof cublasSymbols>;
@@ -53,27 +55,45 @@ export function checkCublas(api: CublasApi, status: number, call: string, detail
 
 /** The library's version from cublasGetProperty (no handle needed). */
 export function cublasVersion(api: CublasApi): CublasVersion {
+  return libraryVersion(api, (property, out) => api.symbols.cublasGetProperty(property, out), "cublasGetProperty");
+}
+
+/** A cuBLAS library's version from its `…GetProperty(libraryPropertyType, int*)` call; failures are CublasErrors of `api`. */
+export function libraryVersion(api: CublasApi, getProperty: (property: number, out: ArrayBufferView) => number, call: string): CublasVersion {
   const read = (property: number, name: string) => {
     const out = Out.i32();
-    checkCublas(api, api.symbols.cublasGetProperty(property, out.buffer), "cublasGetProperty", name);
+    checkCublas(api, getProperty(property, out.buffer), call, name);
     return out.value;
   };
   return { major: read(LibraryProperty.major, "MAJOR_VERSION"), minor: read(LibraryProperty.minor, "MINOR_VERSION"), patch: read(LibraryProperty.patch, "PATCH_LEVEL") };
 }
 
-/** Throws CudaCompatibilityError unless libcublas and libcudart are of one CUDA major version. */
-export function checkCublasRuntime(cublas: CublasVersion, cublasPath: string, runtime: CudaVersion, runtimePath: string): void {
-  if (cublas.major === runtime.major) return;
+/** Throws CudaCompatibilityError unless the library of `spec` (libcublas by default) and libcudart are of one CUDA major version. */
+export function checkCublasRuntime(version: CublasVersion, path: string, runtime: CudaVersion, runtimePath: string, spec: LibrarySpec = cublasSpec): void {
+  if (version.major === runtime.major) return;
   throw new CudaCompatibilityError([
-    `libcublas ${cublas.major}.${cublas.minor}.${cublas.patch} (${cublasPath}) belongs to CUDA ${cublas.major}, but the loaded libcudart is CUDA ${runtime.major}.${runtime.minor} (${runtimePath}). ` +
-      `Install cuBLAS for CUDA ${runtime.major}, or point GPUFFI_CUBLAS at it.`,
+    `${spec.name} ${version.major}.${version.minor}.${version.patch} (${path}) belongs to CUDA ${version.major}, but the loaded libcudart is CUDA ${runtime.major}.${runtime.minor} (${runtimePath}). ` +
+      `Install cuBLAS for CUDA ${runtime.major}, or point ${spec.envVar} at it.`,
   ]);
+}
+
+/** `spec` with `preferred` tried first. */
+export function preferSoname(spec: LibrarySpec, preferred: string): LibrarySpec {
+  return { ...spec, sonames: [preferred, ...spec.sonames.filter((name) => name !== preferred)] };
 }
 
 /** The locator spec with `libcublas.so.<major>` tried first. */
 export function cublasSpecFor(major: number): LibrarySpec {
-  const preferred = `libcublas.so.${major}`;
-  return { ...cublasSpec, sonames: [preferred, ...cublasSpec.sonames.filter((name) => name !== preferred)] };
+  return preferSoname(cublasSpec, `libcublas.so.${major}`);
+}
+
+/**
+ * After a GEMM's C call: a CublasError that names the GEMM unless `status` is success; with
+ * launchBlocking, waits for the GEMM on `stream` so that a failing kernel is reported here.
+ */
+export function finishGemm(context: CudaContext, api: CublasApi, status: number, call: string, plan: GemmPlan, stream: Pointer): void {
+  if (status !== 0) throw new CublasError(status, call, api, describeGemm(plan));
+  if (context.launchBlocking) context.check(context.runtime.symbols.cudaStreamSynchronize(stream), "cudaStreamSynchronize", `after ${call}`);
 }
 
 // One binding per file and per major version asked for; libraries stay loaded for the process.

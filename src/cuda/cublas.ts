@@ -1,21 +1,26 @@
 // CublasHandle: one cuBLAS context bound to a CudaContext and a stream, with its workspace,
 // math mode and pointer mode, and the GEMMs gpuffi offers on Matrix descriptions: fp32
 // (cublasSgemm, tf32 by math mode), mixed precision (cublasGemmEx: f16/bf16 operands, fp32
-// compute, f16/bf16/f32 output), strided-batched and pointer-array batched. Every argument is
-// checked in JS before the C call; see gemm-plan.ts for the row-major mapping.
+// compute, f16/bf16/f32 output), strided-batched and pointer-array batched, and GEMMs prepared
+// once and run many times through cuBLASLt (cublaslt.ts). Every argument is checked in JS before
+// the C call; see gemm-plan.ts for the row-major mapping.
 import { HostMemory, Out, type Pointer, nativeView } from "../ffi/index.ts";
 import type { CudaContext } from "./context.ts";
 import { ContextResource } from "./context-resource.ts";
-import { type CublasApi, CublasError, type CublasVersion, checkCublas, checkCublasRuntime, cublasVersion, loadCublas } from "./cublas-api.ts";
+import { type CublasApi, type CublasVersion, checkCublas, checkCublasRuntime, cublasVersion, finishGemm, loadCublas } from "./cublas-api.ts";
 import { CublasCompute, CublasMath, CublasPointerMode, CudaDataType, cublasGemmDefault } from "./cublas-library.ts";
+import { type CublasLtApi, type CublasLtHandle, type GemmTypes, PreparedGemm, type PreparedGemmOptions, cublasLtVersion, loadCublasLt } from "./cublaslt.ts";
+import { cublasLtSpec } from "./cublaslt-library.ts";
 import { CudaArgumentError, CudaStateError } from "./errors.ts";
-import { type GemmPlan, checkStridedBatch, checkUniformBatch, describeGemm, planGemm } from "./gemm-plan.ts";
+import { type GemmPlan, checkOnDevice, checkStridedBatch, checkUniformBatch, planGemm } from "./gemm-plan.ts";
 import { type Matrix, maxCublasInt } from "./matrix.ts";
 import { CudaMemory } from "./memory.ts";
 import type { CudaStream } from "./stream.ts";
 
 export { type CublasApi, CublasError, type CublasVersion, type CublasSymbols, checkCublasRuntime, cublasSpecFor, cublasVersion, loadCublas } from "./cublas-api.ts";
 export { cublasSpec, cublasSymbols, CublasStatus, CublasOperation, CublasMath, CublasCompute, CudaDataType } from "./cublas-library.ts";
+export { PreparedGemm, type PreparedGemmOptions, type CublasLtApi, type CublasLtSymbols, cublasLtSpecFor, cublasLtVersion, loadCublasLt } from "./cublaslt.ts";
+export { cublasLtSpec, cublasLtSymbols, cublasLtMatmulAlgo, cublasLtMatmulHeuristicResult, CublasLtMatmulDescAttribute, CublasLtPreference } from "./cublaslt-library.ts";
 export { type GemmPlan, type StridedBatch, planGemm, describeGemm } from "./gemm-plan.ts";
 export { Matrix, type MatrixDtype, type MatrixLayout, type MatrixOptions, type MatrixAllocOptions, type MatrixCopyOptions, matrixElementSize } from "./matrix.ts";
 
@@ -37,6 +42,8 @@ export interface CublasHandleOptions {
   readonly libraryPath?: string;
   /** The bindings to use (tests inject a fake; default: the loaded libcublas). */
   readonly api?: CublasApi;
+  /** The libcublasLt bindings for prepareGemm (tests inject a fake; default: the libcublasLt beside libcublas, loaded on first use). */
+  readonly ltApi?: CublasLtApi;
 }
 
 export interface GemmOptions {
@@ -63,14 +70,14 @@ interface Workspace {
 /** What the release closure shares with the handle (the closure must not capture the handle). */
 interface HandleState {
   destroyStatus: number;
+  ltDestroyStatus: number;
   workspace: Workspace | undefined;
+  /** The cuBLASLt handle of prepareGemm, made on first use. */
+  lt: CublasLtHandle | undefined;
 }
 
-interface ExTypes {
-  readonly operands: number;
-  readonly output: number;
-  readonly compute: number;
-}
+// Calls without options share one empty object instead of making one each.
+const noOptions = Object.freeze({});
 
 // cublasSetWorkspace rejects a workspace not aligned to 256 bytes.
 const workspaceAlignment = 256;
@@ -89,14 +96,17 @@ export class CublasHandle extends ContextResource {
   /** alpha and beta for pointer mode "host": C heap memory, so calls pass plain addresses. */
   readonly #scalars: Float32Array;
   readonly #scalarPtr: Pointer;
+  readonly #ltApi: CublasLtApi | undefined;
   #stream: CudaStream | undefined;
   #mathMode: MathMode = "default";
   #pointerMode: PointerMode = "host";
 
-  private constructor(context: CudaContext, api: CublasApi, handle: Pointer, version: CublasVersion, scalars: HostMemory, state: HandleState) {
+  private constructor(context: CudaContext, api: CublasApi, ltApi: CublasLtApi | undefined, handle: Pointer, version: CublasVersion, scalars: HostMemory, state: HandleState) {
     // Phase "event": released before the context's memory and streams, which the handle may use
     // (its stream, a workspace buffer). cublasDestroy waits for the handle's work to finish.
     super(context, "CublasHandle", "event", "cublasDestroy_v2", () => {
+      if (state.lt) state.ltDestroyStatus = state.lt.api.symbols.cublasLtDestroy(state.lt.handle);
+      state.lt = undefined;
       state.destroyStatus = api.symbols.cublasDestroy_v2(handle);
       scalars.dispose();
       const workspace = state.workspace;
@@ -107,6 +117,7 @@ export class CublasHandle extends ContextResource {
     });
     this.handle = handle;
     this.api = api;
+    this.#ltApi = ltApi;
     this.version = version;
     this.#state = state;
     this.#scalars = new Float32Array(nativeView(scalars.ptr, 8));
@@ -131,7 +142,7 @@ export class CublasHandle extends ContextResource {
     checkCublasRuntime(version, api.path, context.runtimeVersion, context.runtime.path);
     const out = Out.pointer();
     checkCublas(api, api.symbols.cublasCreate_v2(out.buffer), "cublasCreate_v2", `on device ${context.device}`);
-    const handle = new CublasHandle(context, api, out.value, version, HostMemory.alloc(8), { destroyStatus: 0, workspace: undefined });
+    const handle = new CublasHandle(context, api, options.ltApi, out.value, version, HostMemory.alloc(8), { destroyStatus: 0, ltDestroyStatus: 0, workspace: undefined, lt: undefined });
     try {
       if (options.stream) handle.setStream(options.stream);
       if (mathMode !== "default") handle.setMathMode(mathMode);
@@ -198,6 +209,11 @@ export class CublasHandle extends ContextResource {
     return this.#state.workspace?.memory.byteLength;
   }
 
+  /** The workspace memory (see setWorkspace), or undefined while cuBLAS uses its own pool. */
+  get workspace(): CudaMemory | undefined {
+    return this.#state.workspace?.memory;
+  }
+
   /**
    * Gives cuBLAS a workspace for the handle's calls: a byte count (the handle allocates it and
    * frees it with itself; NVIDIA recommends 32 MiB on Hopper, 4 MiB elsewhere), CUDA memory the
@@ -226,12 +242,12 @@ export class CublasHandle extends ContextResource {
   }
 
   /** C = alpha·A·B + beta·C in fp32 (cublasSgemm); tf32 when the math mode is "tf32". Transpose operands with `Matrix.t()`. */
-  gemm(a: Matrix, b: Matrix, c: Matrix, options: GemmOptions = {}): void {
+  gemm(a: Matrix, b: Matrix, c: Matrix, options: GemmOptions = noOptions): void {
     const what = "CublasHandle.gemm";
     const plan = planGemm(a, b, c, what);
-    for (const [name, m] of [["A", a], ["B", b], ["C", c]] as const) {
-      if (m.dtype !== "f32") throw new CudaArgumentError(`${what}: ${name} is ${m.dtype}; gemm is the fp32 GEMM (cublasSgemm): use gemmEx for f16/bf16`);
-    }
+    checkF32("A", a, what);
+    checkF32("B", b, what);
+    checkF32("C", c, what);
     this.#prepare(plan, what);
     const alpha = this.#scalar(options.alpha, 1, 0, "alpha", what);
     const beta = this.#scalar(options.beta, 0, 1, "beta", what);
@@ -244,7 +260,7 @@ export class CublasHandle extends ContextResource {
    * C = alpha·A·B + beta·C with cublasGemmEx: A and B of one type (f16, bf16 or f32), C of that
    * type or f32, fp32 accumulation (tf32 for f32 operands when the math mode is "tf32").
    */
-  gemmEx(a: Matrix, b: Matrix, c: Matrix, options: GemmOptions = {}): void {
+  gemmEx(a: Matrix, b: Matrix, c: Matrix, options: GemmOptions = noOptions): void {
     const what = "CublasHandle.gemmEx";
     const plan = planGemm(a, b, c, what);
     const types = this.#exTypes(plan, what);
@@ -285,7 +301,7 @@ export class CublasHandle extends ContextResource {
    * memory allocated stream-ordered on the handle's stream; on the legacy default stream the call
    * waits for the GEMMs before freeing them, so give the handle a stream.
    */
-  gemmBatched(as: readonly Matrix[], bs: readonly Matrix[], cs: readonly Matrix[], options: GemmOptions = {}): void {
+  gemmBatched(as: readonly Matrix[], bs: readonly Matrix[], cs: readonly Matrix[], options: GemmOptions = noOptions): void {
     const what = "CublasHandle.gemmBatched";
     if (!Array.isArray(as) || !Array.isArray(bs) || !Array.isArray(cs)) throw new CudaArgumentError(`${what}: A, B and C must be arrays of Matrix`);
     if (as.length !== bs.length || as.length !== cs.length) {
@@ -299,11 +315,7 @@ export class CublasHandle extends ContextResource {
     const plan = planGemm(as[0]!, bs[0]!, cs[0]!, what);
     const types = this.#exTypes(plan, what);
     this.#prepare(plan, what);
-    for (const [name, list] of [["A", as], ["B", bs], ["C", cs]] as const) {
-      list.forEach((m, i) => {
-        if (m.device !== this.context.device) throw new CudaArgumentError(`${what}: ${name}[${i}] is on device ${m.device}, the handle on device ${this.context.device}`);
-      });
-    }
+    for (const [name, list] of [["A", as], ["B", bs], ["C", cs]] as const) list.forEach((m, i) => checkOnDevice(`${name}[${i}]`, m, this.context.device, what));
     const alpha = this.#scalar(options.alpha, 1, 0, "alpha", what);
     const beta = this.#scalar(options.beta, 0, 1, "beta", what);
     const count = as.length;
@@ -331,11 +343,39 @@ export class CublasHandle extends ContextResource {
     this.#finish(status, "cublasGemmBatchedEx", plan);
   }
 
+  /**
+   * Prepares C = alpha·A·B + beta·C for cuBLASLt (see PreparedGemm): types as for gemmEx, the
+   * compute type from the math mode now, alpha and beta numbers (cuBLASLt reads them from host
+   * memory whatever the handle's pointer mode). The descriptors and the algorithm are made
+   * once here, each `run()` is one cublasLtMatmul on the handle's stream and workspace.
+   */
+  prepareGemm(a: Matrix, b: Matrix, c: Matrix, options: PreparedGemmOptions = noOptions): PreparedGemm {
+    const what = "CublasHandle.prepareGemm";
+    const plan = planGemm(a, b, c, what);
+    const types = this.#exTypes(plan, what);
+    this.#prepare(plan, what);
+    return PreparedGemm.create(this, () => this.#lt(), plan, types, options);
+  }
+
   override dispose(): void {
     super.dispose();
-    const status = this.#state.destroyStatus;
+    const { destroyStatus, ltDestroyStatus } = this.#state;
     this.#state.destroyStatus = 0;
-    this.#check(status, "cublasDestroy_v2");
+    this.#state.ltDestroyStatus = 0;
+    this.#check(ltDestroyStatus, "cublasLtDestroy");
+    this.#check(destroyStatus, "cublasDestroy_v2");
+  }
+
+  /** The cuBLASLt handle, made on first use with the libcublasLt of this handle's libcublas (checked against libcudart too). */
+  #lt(): CublasLtHandle {
+    const state = this.#state;
+    if (state.lt) return state.lt;
+    const api = this.#ltApi ?? loadCublasLt(this.version.major, this.api.path);
+    checkCublasRuntime(cublasLtVersion(this.api, api), api.path, this.context.runtimeVersion, this.context.runtime.path, cublasLtSpec);
+    const out = Out.pointer();
+    this.#check(api.symbols.cublasLtCreate(out.buffer), "cublasLtCreate");
+    state.lt = { api, handle: out.value };
+    return state.lt;
   }
 
   #check(status: number, call: string): void {
@@ -348,13 +388,12 @@ export class CublasHandle extends ContextResource {
     if (this.#stream?.disposed) throw new CudaStateError(`${what}: the handle's stream was disposed; call setStream with a live one (or undefined)`);
     if (this.#state.workspace?.memory.disposed) throw new CudaStateError(`${what}: the workspace given to setWorkspace was disposed; call setWorkspace again`);
     const device = this.context.device;
-    const operands = plan.swapped ? ["B", "A"] : ["A", "B"];
-    for (const [name, m] of [[operands[0], plan.first], [operands[1], plan.second], ["C", plan.c]] as const) {
-      if (m.device !== device) throw new CudaArgumentError(`${what}: ${name} is on device ${m.device}, the handle on device ${device}`);
-    }
+    checkOnDevice(plan.swapped ? "B" : "A", plan.first, device, what);
+    checkOnDevice(plan.swapped ? "A" : "B", plan.second, device, what);
+    checkOnDevice("C", plan.c, device, what);
   }
 
-  #exTypes(plan: GemmPlan, what: string): ExTypes {
+  #exTypes(plan: GemmPlan, what: string): GemmTypes {
     const { first, second, c } = plan;
     if (first.dtype !== second.dtype) {
       const [a, b] = plan.swapped ? [second, first] : [first, second];
@@ -384,11 +423,12 @@ export class CublasHandle extends ContextResource {
   }
 
   #finish(status: number, call: string, plan: GemmPlan): void {
-    if (status !== 0) throw new CublasError(status, call, this.api, describeGemm(plan));
-    if (this.context.launchBlocking) {
-      this.context.check(this.context.runtime.symbols.cudaStreamSynchronize(this.#stream?.handle ?? 0), "cudaStreamSynchronize", `after ${call}`);
-    }
+    finishGemm(this.context, this.api, status, call, plan, this.#stream?.handle ?? 0);
   }
+}
+
+function checkF32(name: string, m: Matrix, what: string): void {
+  if (m.dtype !== "f32") throw new CudaArgumentError(`${what}: ${name} is ${m.dtype}; gemm is the fp32 GEMM (cublasSgemm): use gemmEx for f16/bf16`);
 }
 
 function checkWorkspace(workspace: unknown, device: number, what: string): void {

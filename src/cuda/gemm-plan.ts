@@ -25,7 +25,7 @@ export interface GemmPlan {
   readonly swapped: boolean;
 }
 
-function checkMatrix(value: unknown, name: string, what: string): asserts value is Matrix {
+export function checkMatrix(value: unknown, name: string, what: string): asserts value is Matrix {
   if (!(value instanceof Matrix)) throw new CudaArgumentError(`${what}: ${name} must be a Matrix, got ${value === null ? "null" : typeof value}`);
 }
 
@@ -37,10 +37,21 @@ export function planGemm(a: Matrix, b: Matrix, c: Matrix, what: string): GemmPla
   if (a.cols !== b.rows) throw new CudaArgumentError(`${what}: A is ${a.rows}×${a.cols} and B is ${b.rows}×${b.cols}: A's columns (${a.cols}) must equal B's rows (${b.rows})`);
   if (a.rows !== c.rows) throw new CudaArgumentError(`${what}: A has ${a.rows} rows but C has ${c.rows}: C = A·B is ${a.rows}×${b.cols}, C is ${c.rows}×${c.cols}`);
   if (b.cols !== c.cols) throw new CudaArgumentError(`${what}: B has ${b.cols} columns but C has ${c.cols}: C = A·B is ${a.rows}×${b.cols}, C is ${c.rows}×${c.cols}`);
-  const op = (x: Matrix) => (x.layout === c.layout ? CublasOperation.N : CublasOperation.T);
+  const opA = a.layout === c.layout ? CublasOperation.N : CublasOperation.T;
+  const opB = b.layout === c.layout ? CublasOperation.N : CublasOperation.T;
   return c.layout === "col"
-    ? { transa: op(a), transb: op(b), m: c.rows, n: c.cols, k: a.cols, first: a, second: b, c, swapped: false }
-    : { transa: op(b), transb: op(a), m: c.cols, n: c.rows, k: a.cols, first: b, second: a, c, swapped: true };
+    ? { transa: opA, transb: opB, m: c.rows, n: c.cols, k: a.cols, first: a, second: b, c, swapped: false }
+    : { transa: opB, transb: opA, m: c.cols, n: c.rows, k: a.cols, first: b, second: a, c, swapped: true };
+}
+
+/** Throws unless `m` lives on `device` (the handle's). */
+export function checkOnDevice(name: string, m: Matrix, device: number, what: string): void {
+  if (m.device !== device) throw new CudaArgumentError(`${what}: ${name} is on device ${m.device}, the handle on device ${device}`);
+}
+
+/** Whether `m` has the shape, type, layout and ld of `like`: one cuBLAS call (or one prepared GEMM) takes either. */
+export function sameDescription(m: Matrix, like: Matrix): boolean {
+  return m.rows === like.rows && m.cols === like.cols && m.dtype === like.dtype && m.layout === like.layout && m.ld === like.ld;
 }
 
 /** One line for error messages: what was asked, in the caller's terms. */
@@ -93,7 +104,7 @@ export function checkUniformBatch(name: string, matrices: readonly Matrix[], wha
   const first = matrices[0]!;
   matrices.forEach((m, i) => {
     checkMatrix(m, `${name}[${i}]`, what);
-    if (m.rows !== first.rows || m.cols !== first.cols || m.dtype !== first.dtype || m.layout !== first.layout || m.ld !== first.ld) {
+    if (!sameDescription(m, first)) {
       throw new CudaArgumentError(`${what}: ${name}[${i}] is ${m.describe()}, but ${name}[0] is ${first.describe()}; one call takes one shape, type and ld per operand`);
     }
   });

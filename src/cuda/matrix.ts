@@ -156,7 +156,10 @@ export class Matrix implements Disposable {
 
   /** The device address of element (0, 0), after checking that the memory is alive. */
   get ptr(): Pointer {
-    return this.memory.address(this.byteOffset, this.spanBytes);
+    // No range check: the span was checked to fit when the description was made, and neither
+    // changes. A GEMM reads this three times per call, so it stays a liveness check and an add.
+    this.memory.assertUsable();
+    return this.memory.ptr + this.byteOffset;
   }
 
   /** The device the memory is on. */

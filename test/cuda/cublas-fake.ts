@@ -1,12 +1,23 @@
-// A host-memory libcublas, so that the cuBLAS layer (validation, the row-major mapping, batches,
-// handle state, disposal) runs end to end on machines without a GPU. Its GEMMs are the BLAS
-// reference algorithm on the fake libcudart's memory (real C heap), and it checks arguments
-// as cuBLAS documents (ld ≥ max(1, rows of the stored operand), supported type combinations),
-// answering CUBLAS_STATUS_INVALID_VALUE otherwise, so a wrong mapping fails the numeric tests
-// instead of being mirrored by the fake. Every call is recorded with its arguments.
-import { nativeView, type Pointer } from "../../src/ffi/index.ts";
+// A host-memory libcublas and libcublasLt, so that the cuBLAS layer (validation, the row-major
+// mapping, batches, prepared GEMMs, handle state, disposal) runs end to end on machines without
+// a GPU. Its GEMMs are the BLAS reference algorithm on the fake libcudart's memory (real C heap),
+// and it checks arguments as cuBLAS documents (ld ≥ max(1, rows of the stored operand),
+// supported type combinations, cuBLASLt's layouts against the operation's transposes, attribute
+// sizes, the workspace and alignments the chosen algorithm needs), answering
+// CUBLAS_STATUS_INVALID_VALUE otherwise, so a wrong mapping fails the numeric tests instead of
+// being mirrored by the fake. Every call of both libraries is recorded with its arguments.
+import { nativeView, type Pointer, writeStructAt } from "../../src/ffi/index.ts";
 import { type RecordedCall, recordingSymbols } from "./recording-symbols.ts";
-import { type CublasApi, type CublasSymbols, type CudartApi, CudaRuntime } from "../../src/cuda/index.ts";
+import {
+  type CublasApi,
+  type CublasLtApi,
+  type CublasLtSymbols,
+  type CublasSymbols,
+  type CudartApi,
+  CudaContext,
+  CudaRuntime,
+  cublasLtMatmulHeuristicResult,
+} from "../../src/cuda/index.ts";
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../src/formats/half.ts";
 import { fakeCudart } from "./fake-cudart.ts";
 
@@ -20,14 +31,36 @@ export interface HandleState {
 
 export interface FakeCublas {
   readonly api: CublasApi;
+  readonly ltApi: CublasLtApi;
+  /** The calls of both libraries, in order. */
   readonly calls: RecordedCall[];
   readonly handles: Map<Pointer, HandleState>;
+  readonly lt: FakeLtState;
   /** The status the next call of that name returns instead of running. */
   readonly failNext: Map<string, number>;
 }
 
+export interface FakeLtState {
+  readonly handles: Set<Pointer>;
+  /** Live descriptors (matmul descriptors, layouts, preferences) by address. */
+  readonly descriptors: Map<Pointer, LtDescriptor>;
+  /** How many algorithms cublasLtMatmulAlgoGetHeuristic finds (default 1; 0 for none). */
+  algorithms: number;
+  /** The workspace the fake's algorithm takes, up to the preference's maximum (default 4096 bytes). */
+  workspaceWanted: number;
+}
+
+export type LtDescriptor =
+  | { kind: "matmul"; compute: number; scale: number; transa: number; transb: number }
+  | { kind: "layout"; type: number; rows: number; cols: number; ld: number }
+  | { kind: "preference"; maxWorkspace: number; alignments: [number, number, number, number] };
+
 const statusNames: Record<number, string> = { 0: "CUBLAS_STATUS_SUCCESS", 1: "CUBLAS_STATUS_NOT_INITIALIZED", 3: "CUBLAS_STATUS_ALLOC_FAILED", 7: "CUBLAS_STATUS_INVALID_VALUE", 13: "CUBLAS_STATUS_EXECUTION_FAILED", 15: "CUBLAS_STATUS_NOT_SUPPORTED" };
 const invalidValue = 7;
+const notSupported = 15;
+// What the fake's algorithm descriptor (cublasLtMatmulAlgo_t) holds: a tag, then the workspace
+// and the A, B, C and D alignments it was chosen for, which cublasLtMatmul holds the call to.
+const algoTag = 0x4c74n;
 // cudaDataType: CUDA_R_32F, CUDA_R_16F, CUDA_R_16BF.
 const elementSizes: Record<number, number> = { 0: 4, 2: 2, 14: 2 };
 // (A/B type, C type) pairs cublasGemmEx takes with CUBLAS_COMPUTE_32F*.
@@ -171,7 +204,96 @@ export function fakeCublas(options: { version?: [number, number, number]; log?: 
     },
   };
   const symbols = recordingSymbols<CublasSymbols>("libcublas", implementation as never, { calls, failNext, log: options.log });
-  return { api: { path: "/fake/libcublas.so.13", symbols }, calls, handles, failNext };
+  const lt: FakeLtState = { handles: new Set(), descriptors: new Map(), algorithms: 1, workspaceWanted: 4096 };
+  const ltSymbols = recordingSymbols<CublasLtSymbols>("libcublasLt", fakeLtImplementation(lt, [major, minor, patch], () => next++) as never, { calls, failNext, log: options.log });
+  return { api: { path: "/fake/libcublas.so.13", symbols }, ltApi: { path: "/fake/libcublasLt.so.13", symbols: ltSymbols }, calls, handles, lt, failNext };
+}
+
+function fakeLtImplementation(lt: FakeLtState, version: readonly number[], nextAddress: () => Pointer): Record<string, (...args: never[]) => unknown> {
+  const writePointer = (out: ArrayBufferView, value: Pointer) => void (new BigUint64Array(out.buffer, out.byteOffset, 1)[0] = BigInt(value));
+  const make = (out: ArrayBufferView, descriptor: LtDescriptor) => {
+    const ptr = nextAddress();
+    lt.descriptors.set(ptr, descriptor);
+    writePointer(out, ptr);
+    return 0;
+  };
+  const destroy = (ptr: Pointer, kind: LtDescriptor["kind"]) => (lt.descriptors.get(ptr)?.kind === kind ? (lt.descriptors.delete(ptr), 0) : invalidValue);
+  const find = <K extends LtDescriptor["kind"]>(ptr: Pointer, kind: K) => {
+    const d = lt.descriptors.get(ptr);
+    return d?.kind === kind ? (d as Extract<LtDescriptor, { kind: K }>) : undefined;
+  };
+  // cuBLASLt checks that an attribute's buffer has exactly the attribute's size.
+  const attribute = (buf: ArrayBufferView, size: number, expected: number) => (size !== expected ? undefined : new DataView(buf.buffer, buf.byteOffset, size));
+  return {
+    cublasLtCreate: (out: ArrayBufferView) => {
+      const h = nextAddress();
+      lt.handles.add(h);
+      writePointer(out, h);
+      return 0;
+    },
+    cublasLtDestroy: (h: Pointer) => (lt.handles.delete(h) ? 0 : 1),
+    cublasLtGetProperty: (type: number, out: ArrayBufferView) => (type > 2 ? invalidValue : ((new Int32Array(out.buffer, out.byteOffset, 1)[0] = version[type]!), 0)),
+    cublasLtMatrixLayoutCreate: (out: ArrayBufferView, type: number, rows: number, cols: number, ld: number) =>
+      // cuBLASLt asks ld ≥ rows (column-major order).
+      ld < Math.max(1, rows) || elementSizes[type] === undefined ? invalidValue : make(out, { kind: "layout", type, rows: Number(rows), cols: Number(cols), ld: Number(ld) }),
+    cublasLtMatrixLayoutDestroy: (ptr: Pointer) => destroy(ptr, "layout"),
+    cublasLtMatmulDescCreate: (out: ArrayBufferView, compute: number, scale: number) => make(out, { kind: "matmul", compute, scale, transa: 0, transb: 0 }),
+    cublasLtMatmulDescDestroy: (ptr: Pointer) => destroy(ptr, "matmul"),
+    cublasLtMatmulDescSetAttribute: (ptr: Pointer, attr: number, buf: ArrayBufferView, size: number) => {
+      const d = find(ptr, "matmul");
+      const value = attribute(buf, size, 4)?.getInt32(0, true);
+      if (!d || value === undefined || (attr !== 3 && attr !== 4) || (value !== 0 && value !== 1)) return invalidValue;
+      if (attr === 3) d.transa = value;
+      else d.transb = value;
+      return 0;
+    },
+    cublasLtMatmulPreferenceCreate: (out: ArrayBufferView) => make(out, { kind: "preference", maxWorkspace: 0, alignments: [256, 256, 256, 256] }),
+    cublasLtMatmulPreferenceDestroy: (ptr: Pointer) => destroy(ptr, "preference"),
+    cublasLtMatmulPreferenceSetAttribute: (ptr: Pointer, attr: number, buf: ArrayBufferView, size: number) => {
+      const d = find(ptr, "preference");
+      if (!d) return invalidValue;
+      if (attr === 1) {
+        const view = attribute(buf, size, 8);
+        if (!view) return invalidValue;
+        d.maxWorkspace = Number(view.getBigUint64(0, true));
+        return 0;
+      }
+      const view = attribute(buf, size, 4);
+      if (!view || attr < 5 || attr > 8) return invalidValue;
+      d.alignments[attr - 5] = view.getUint32(0, true);
+      return 0;
+    },
+    cublasLtMatmulAlgoGetHeuristic: (h: Pointer, desc: Pointer, a: Pointer, b: Pointer, c: Pointer, d: Pointer, pref: Pointer, requested: number, results: Pointer, count: ArrayBufferView) => {
+      const preference = find(pref, "preference");
+      if (!lt.handles.has(h) || !find(desc, "matmul") || ![a, b, c, d].every((p) => find(p, "layout")) || !preference || requested < 1) return invalidValue;
+      const found = Math.min(requested, lt.algorithms);
+      new Int32Array(count.buffer, count.byteOffset, 1)[0] = found;
+      if (found === 0) return 0;
+      const workspaceSize = Math.min(lt.workspaceWanted, preference.maxWorkspace);
+      const data = [algoTag, BigInt(workspaceSize), ...preference.alignments.map(BigInt)];
+      writeStructAt(cublasLtMatmulHeuristicResult, results, { algo: { data }, workspaceSize, state: 0, wavesCount: 0.01 });
+      return 0;
+    },
+    cublasLtMatmul: (h: Pointer, descPtr: Pointer, alpha: Pointer, a: Pointer, aPtr: Pointer, b: Pointer, bPtr: Pointer, beta: Pointer, c: Pointer, cPtr: Pointer, d: Pointer, dPtr: Pointer, algo: Pointer, workspace: Pointer, workspaceBytes: number) => {
+      const desc = find(descPtr, "matmul");
+      const [la, lb, lc, ld] = [find(aPtr, "layout"), find(bPtr, "layout"), find(cPtr, "layout"), find(dPtr, "layout")];
+      if (!lt.handles.has(h) || !desc || !la || !lb || !lc || !ld || algo === 0) return invalidValue;
+      const data = new BigUint64Array(nativeView(algo, 64));
+      if (data[0] !== algoTag) return invalidValue;
+      const [wanted, ...alignments] = Array.from(data.subarray(1, 6), Number);
+      if (workspaceBytes < wanted! || (wanted! > 0 && workspace === 0)) return invalidValue;
+      if ([a, b, c, d].some((ptr, i) => ptr % alignments[i]! !== 0)) return invalidValue;
+      // gpuffi passes D = C (same memory, same layout); the fake computes only that form.
+      if (c !== d || lc !== ld) return notSupported;
+      if (desc.scale !== 0 || (desc.compute !== 68 && desc.compute !== 77)) return invalidValue;
+      const [m, n] = [lc.rows, lc.cols];
+      const k = desc.transa === 0 ? la.cols : la.rows;
+      const aShape = desc.transa === 0 ? [m, k] : [k, m];
+      const bShape = desc.transb === 0 ? [k, n] : [n, k];
+      if (la.rows !== aShape[0] || la.cols !== aShape[1] || lb.rows !== bShape[0] || lb.cols !== bShape[1]) return invalidValue;
+      return run({ transa: desc.transa, transb: desc.transb, m, n, k, alpha, a, atype: la.type, lda: la.ld, b, btype: lb.type, ldb: lb.ld, beta, c, ctype: lc.type, ldc: lc.ld, tf32: desc.compute === 77 });
+    },
+  };
 }
 
 /**
@@ -204,4 +326,12 @@ export function fakeCudartWith2D(options: Parameters<typeof fakeCudart>[0] = {})
   const symbols = new Proxy(base.symbols, { get: (target, name: string) => extra[name] ?? target[name as keyof typeof target] });
   const api: CudartApi = { ...base, symbols };
   return { ...fake, runtime: new CudaRuntime(api) };
+}
+
+/** A context on the fake libcudart (with 2D copies) and a fake libcublas/libcublasLt logging into its call list; dispose it to dispose the context. */
+export function fakeCublasSetup(options: { version?: [number, number, number] } = {}) {
+  const cuda = fakeCudartWith2D();
+  const cublas = fakeCublas({ ...options, log: cuda.calls });
+  const context = CudaContext.create({ runtime: cuda.runtime });
+  return { cuda, cublas, context, [Symbol.dispose]: () => context.dispose() };
 }

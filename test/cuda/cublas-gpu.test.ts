@@ -1,13 +1,14 @@
 // cuBLAS on a real GPU (skips elsewhere, saying why): the shared scenarios of
 // cublas-scenarios.ts against a float64 reference on fresh random data with poisoned outputs,
 // for sizes 1, 17, 255, 1000 and 1023 in every mode, transposes and layouts, sub-views of
-// pitched matrices (pitch ≠ width), strided and pointer-array batches, and tf32 in effect.
+// pitched matrices (pitch ≠ width), strided and pointer-array batches, and tf32 in effect; the
+// single GEMMs both through cuBLAS calls and prepared for cuBLASLt (also reused on other matrices).
 import assert from "node:assert/strict";
 import { test } from "../harness.ts";
 import { CublasHandle, CudaContext, Matrix, PitchedPool, cudaRuntime, loadCublas } from "../../src/cuda/index.ts";
 import { probeGpu } from "./gpu-probe.ts";
-import { firstNonFinite, randomMatrix, relativeError, sampleRows } from "./cublas-reference.ts";
-import { assertOutsideUntouched, checkGemm, checkPointerBatched, checkStridedBatched, modeTypes, modes, tolerance } from "./cublas-scenarios.ts";
+import { randomMatrix } from "./cublas-reference.ts";
+import { assertOutsideUntouched, assertProduct, checkGemm, checkPointerBatched, checkPreparedReuse, checkStridedBatched, modeTypes, modes } from "./cublas-scenarios.ts";
 
 function probeCublas(): string | undefined {
   const gpu = probeGpu().reason;
@@ -24,20 +25,31 @@ const skip = probeCublas();
 const slow = { skip, timeout: 600_000 };
 
 for (const mode of modes) {
-  test(`${mode}: square GEMMs of 1, 17, 255, 1000, 1023 (row-major, poisoned C, float64 reference)`, () => {
+  for (const via of ["call", "prepared"] as const) {
+    const label = via === "prepared" ? `${mode} prepared (cuBLASLt)` : mode;
+    test(`${label}: square GEMMs of 1, 17, 255, 1000, 1023 (row-major, poisoned C, float64 reference)`, () => {
+      using context = CudaContext.create();
+      using stream = context.createStream({ nonBlocking: true });
+      using handle = CublasHandle.create(context, { stream, workspace: 32 * 2 ** 20 });
+      for (const n of [1, 17, 255, 1000, 1023]) checkGemm(context, handle, { m: n, n, k: n, mode, via });
+    }, slow);
+
+    test(`${label}: transposes × layouts × padded ld, alpha/beta, rectangular 255×17 by k = 1000`, () => {
+      using context = CudaContext.create();
+      using handle = CublasHandle.create(context);
+      for (const transA of [false, true]) for (const transB of [false, true]) for (const layoutC of ["row", "col"] as const) {
+        checkGemm(context, handle, { m: 255, n: 17, k: 1000, mode, transA, transB, layoutA: transA ? "col" : "row", layoutB: transB ? "row" : "col", layoutC, pad: 5, via });
+      }
+      checkGemm(context, handle, { m: 17, n: 255, k: 33, mode, alpha: -1.5, beta: 0.5, pad: 1, via });
+    }, slow);
+  }
+
+  test(`${mode} prepared (cuBLASLt): run on the prepared matrices, on others described alike, with a new alpha (64³ and 255×1000·1000×17)`, () => {
     using context = CudaContext.create();
     using stream = context.createStream({ nonBlocking: true });
     using handle = CublasHandle.create(context, { stream, workspace: 32 * 2 ** 20 });
-    for (const n of [1, 17, 255, 1000, 1023]) checkGemm(context, handle, { m: n, n, k: n, mode });
-  }, slow);
-
-  test(`${mode}: transposes × layouts × padded ld, alpha/beta, rectangular 255×17 by k = 1000`, () => {
-    using context = CudaContext.create();
-    using handle = CublasHandle.create(context);
-    for (const transA of [false, true]) for (const transB of [false, true]) for (const layoutC of ["row", "col"] as const) {
-      checkGemm(context, handle, { m: 255, n: 17, k: 1000, mode, transA, transB, layoutA: transA ? "col" : "row", layoutB: transB ? "row" : "col", layoutC, pad: 5 });
-    }
-    checkGemm(context, handle, { m: 17, n: 255, k: 33, mode, alpha: -1.5, beta: 0.5, pad: 1 });
+    checkPreparedReuse(context, handle, mode, 64, 64, 64);
+    checkPreparedReuse(context, handle, mode, 255, 17, 1000);
   }, slow);
 
   test(`${mode}: strided batches (packed with gaps, shared B) and pointer-array batches of sub-views`, () => {
@@ -50,7 +62,7 @@ for (const mode of modes) {
   }, slow);
 }
 
-test("sub-matrices of pitched matrices (pitch ≠ width) in every mode; nothing outside C is written", () => {
+test("sub-matrices of pitched matrices (pitch ≠ width, operands 2- or 4-byte aligned) in every mode, called and prepared; nothing outside C is written", () => {
   using context = CudaContext.create();
   using pitched = new PitchedPool(context);
   using handle = CublasHandle.create(context);
@@ -61,7 +73,6 @@ test("sub-matrices of pitched matrices (pitch ≠ width) in every mode; nothing 
     using bigB = pitched.alloc(1000, 300, { elementType: input });
     using bigC = pitched.alloc(300, 300, { elementType: output });
     assert.ok(bigA.pitch > bigA.widthBytes || bigC.pitch > bigC.widthBytes, "expected padded pitches");
-    bigC.fill(0xff);
     const [m, k, n] = [255, 999, 17];
     const a = Matrix.fromPitched(bigA.view(3, m, 1, k));
     const b = Matrix.fromPitched(bigB.view(1, k, 7, n));
@@ -71,13 +82,17 @@ test("sub-matrices of pitched matrices (pitch ≠ width) in every mode; nothing 
     a.upload(hostA);
     b.upload(hostB);
     handle.setMathMode(mode === "tf32" ? "tf32" : "default");
-    if (input === "f32") handle.gemm(a, b, c);
-    else handle.gemmEx(a, b, c);
-    const out = c.download();
-    assert.equal(firstNonFinite(out), -1, `${mode}: unwritten elements in the pitched C`);
-    const error = relativeError(out, hostA, hostB, m, n, k, sampleRows(m, n, k));
-    assert.ok(error < tolerance[mode], `${mode}: relative error ${error.toExponential(2)}`);
-    assertOutsideUntouched(bigC, [c], `${mode} pitched`);
+    for (const via of ["call", "prepared"] as const) {
+      bigC.fill(0xff);
+      if (via === "prepared") {
+        using gemm = handle.prepareGemm(a, b, c);
+        gemm.run();
+      } else if (input === "f32") handle.gemm(a, b, c);
+      else handle.gemmEx(a, b, c);
+      const what = `${mode} pitched, ${via}`;
+      assertProduct(c.download(), { a: hostA, b: hostB, m, n, k, mode }, what);
+      assertOutsideUntouched(bigC, [c], what);
+    }
   }
 }, slow);
 

@@ -66,10 +66,12 @@ export interface GemmCase {
   readonly pad?: number;
   readonly alpha?: number;
   readonly beta?: number;
+  /** "call" (default): gemm for f32/tf32, gemmEx otherwise; "prepared": prepareGemm, then one run. */
+  readonly via?: "call" | "prepared";
 }
 
 export function describeCase(c: GemmCase): string {
-  return `${c.mode} ${c.m}×${c.k}·${c.k}×${c.n}${c.transA ? " Aᵀ" : ""}${c.transB ? " Bᵀ" : ""} A:${c.layoutA ?? "row"} B:${c.layoutB ?? "row"} C:${c.layoutC ?? "row"}${c.pad ? ` pad ${c.pad}` : ""}${c.beta ? ` β=${c.beta}` : ""}`;
+  return `${c.mode} ${c.m}×${c.k}·${c.k}×${c.n}${c.transA ? " Aᵀ" : ""}${c.transB ? " Bᵀ" : ""} A:${c.layoutA ?? "row"} B:${c.layoutB ?? "row"} C:${c.layoutC ?? "row"}${c.pad ? ` pad ${c.pad}` : ""}${c.beta ? ` β=${c.beta}` : ""}${c.via === "prepared" ? " prepared" : ""}`;
 }
 
 /** An operand whose logical value is `logical` (rows × cols row-major), stored transposed if asked. */
@@ -82,6 +84,29 @@ function storeOperand(context: CudaContext, logical: Float32Array, rows: number,
   const stored = allocMatrix(context, cols, rows, dtype, layout, pad);
   stored.matrix.upload(transpose(logical, rows, cols));
   return { ...stored, operand: stored.matrix.t() };
+}
+
+export interface Product {
+  /** Row-major A (m×k) and B (k×n) as stored (already rounded to their type). */
+  readonly a: Float32Array;
+  readonly b: Float32Array;
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly mode: Mode;
+  readonly alpha?: number;
+  readonly beta?: number;
+  /** C before the GEMM (row-major), when beta ≠ 0. */
+  readonly c0?: Float32Array | undefined;
+}
+
+/** Asserts that `out` (C, row-major) has every element written and is alpha·A·B + beta·C0 within the mode's tolerance; returns the relative error. */
+export function assertProduct(out: Float32Array, p: Product, what: string): number {
+  const bad = firstNonFinite(out);
+  assert.equal(bad, -1, `${what}: C element ${bad} (row ${Math.floor(bad / p.n)}, column ${bad % p.n}) was not written`);
+  const error = relativeError(out, p.a, p.b, p.m, p.n, p.k, sampleRows(p.m, p.n, p.k), p.alpha ?? 1, p.beta ?? 0, p.c0);
+  assert.ok(error < tolerance[p.mode], `${what}: relative error ${error.toExponential(2)} ≥ ${tolerance[p.mode]}`);
+  return error;
 }
 
 /** Runs one GEMM case through `handle` and returns its relative error (after asserting everything). */
@@ -100,14 +125,13 @@ export function checkGemm(context: CudaContext, handle: CublasHandle, c: GemmCas
     if (c0) sc.matrix.upload(c0);
     handle.setMathMode(c.mode === "tf32" ? "tf32" : "default");
     const options = { alpha: c.alpha ?? 1, beta };
-    if (c.mode === "f32" || c.mode === "tf32") handle.gemm(sa.operand, sb.operand, sc.matrix, options);
+    if (c.via === "prepared") {
+      using gemm = handle.prepareGemm(sa.operand, sb.operand, sc.matrix, options);
+      gemm.run();
+    } else if (c.mode === "f32" || c.mode === "tf32") handle.gemm(sa.operand, sb.operand, sc.matrix, options);
     else handle.gemmEx(sa.operand, sb.operand, sc.matrix, options);
-    const out = sc.matrix.download({ stream: handle.stream });
-    const bad = firstNonFinite(out);
-    assert.equal(bad, -1, `${what}: C element ${bad} (row ${Math.floor(bad / c.n)}, column ${bad % c.n}) was not written`);
+    const error = assertProduct(sc.matrix.download({ stream: handle.stream }), { a, b, m: c.m, n: c.n, k: c.k, mode: c.mode, alpha: options.alpha, beta, c0: c0 && roundTo(output, c0) }, what);
     assertOutsideUntouched(sc.buffer, [sc.matrix], what);
-    const error = relativeError(out, a, b, c.m, c.n, c.k, sampleRows(c.m, c.n, c.k), options.alpha, beta, c0 && roundTo(output, c0));
-    assert.ok(error < tolerance[c.mode], `${what}: relative error ${error.toExponential(2)} ≥ ${tolerance[c.mode]}`);
     return error;
   } finally {
     for (const s of [sa, sb, sc]) s.buffer.dispose();
@@ -141,12 +165,7 @@ export function checkStridedBatched(context: CudaContext, handle: CublasHandle, 
     handle.setMathMode(mode === "tf32" ? "tf32" : "default");
     handle.gemmStridedBatched(entry(bufA, m, k, input, strideA, 0), entry(bufB, k, n, input, strideB, 0), entry(bufC, m, n, output, strideC, 0, layoutC), { batchCount: batch, strideA, strideB, strideC });
     const cs = Array.from({ length: batch }, (_, i) => entry(bufC, m, n, output, strideC, i, layoutC));
-    cs.forEach((cMatrix, i) => {
-      const out = cMatrix.download({ stream: handle.stream });
-      assert.equal(firstNonFinite(out), -1, `${what}: entry ${i} has unwritten elements`);
-      const error = relativeError(out, as[i]!, bs[options.shareB ? 0 : i]!, m, n, k, sampleRows(m, n, k));
-      assert.ok(error < tolerance[mode], `${what}: entry ${i} relative error ${error.toExponential(2)}`);
-    });
+    cs.forEach((cMatrix, i) => assertProduct(cMatrix.download({ stream: handle.stream }), { a: as[i]!, b: bs[options.shareB ? 0 : i]!, m, n, k, mode }, `${what}, entry ${i}`));
     assertOutsideUntouched(bufC, cs, what);
   } finally {
     for (const b of [bufA, bufB, bufC]) b.dispose();
@@ -182,14 +201,48 @@ export function checkPointerBatched(context: CudaContext, handle: CublasHandle, 
     });
     handle.setMathMode(mode === "tf32" ? "tf32" : "default");
     handle.gemmBatched(va, vb, vc);
-    vc.forEach((v, i) => {
-      const out = v.download({ stream: handle.stream });
-      assert.equal(firstNonFinite(out), -1, `${what}: entry ${i} has unwritten elements`);
-      const error = relativeError(out, as[i]!, bs[i]!, m, n, k, sampleRows(m, n, k));
-      assert.ok(error < tolerance[mode], `${what}: entry ${i} relative error ${error.toExponential(2)}`);
-    });
+    vc.forEach((v, i) => assertProduct(v.download({ stream: handle.stream }), { a: as[i]!, b: bs[i]!, m, n, k, mode }, `${what}, entry ${i}`));
     assertOutsideUntouched(sc.buffer, vc, what);
   } finally {
     for (const s of [sa, sb, sc]) s.buffer.dispose();
+  }
+}
+
+/**
+ * A prepared GEMM reused: prepared on one set of matrices (A row-major, B column-major, C
+ * row-major, padded ld), run on them, run on a second set described alike in other buffers, and
+ * run on the first again with alpha = -2; every output checked, the first C unchanged by the
+ * run on the second set. Returns the prepared GEMM's workspace need.
+ */
+export function checkPreparedReuse(context: CudaContext, handle: CublasHandle, mode: Mode, m: number, n: number, k: number): number {
+  const what = `prepared ${mode} ${m}×${k}·${k}×${n}`;
+  const { input, output } = modeTypes(mode);
+  const sets = [0, 1].map(() => {
+    const a = randomMatrix(m, k, input);
+    const b = randomMatrix(k, n, input);
+    const sa = allocMatrix(context, m, k, input, "row", 3);
+    const sb = allocMatrix(context, k, n, input, "col", 1);
+    const sc = allocMatrix(context, m, n, output, "row", 2);
+    sa.matrix.upload(a);
+    sb.matrix.upload(b);
+    return { a, b, sa, sb, sc };
+  });
+  try {
+    handle.setMathMode(mode === "tf32" ? "tf32" : "default");
+    const [one, two] = sets as [(typeof sets)[0], (typeof sets)[0]];
+    using gemm = handle.prepareGemm(one.sa.matrix, one.sb.matrix, one.sc.matrix);
+    gemm.run();
+    const first = one.sc.matrix.download({ stream: handle.stream });
+    assertProduct(first, { a: one.a, b: one.b, m, n, k, mode }, `${what}, prepared matrices`);
+    gemm.run(two.sa.matrix, two.sb.matrix, two.sc.matrix);
+    assertProduct(two.sc.matrix.download({ stream: handle.stream }), { a: two.a, b: two.b, m, n, k, mode }, `${what}, other matrices`);
+    assertOutsideUntouched(two.sc.buffer, [two.sc.matrix], what);
+    assert.deepEqual(one.sc.matrix.download({ stream: handle.stream }), first, `${what}: the run on other matrices wrote the prepared C`);
+    gemm.alpha = -2;
+    gemm.run();
+    assertProduct(one.sc.matrix.download({ stream: handle.stream }), { a: one.a, b: one.b, m, n, k, mode, alpha: -2 }, `${what}, alpha -2`);
+    return gemm.workspaceBytes;
+  } finally {
+    for (const set of sets) for (const s of [set.sa, set.sb, set.sc]) s.buffer.dispose();
   }
 }

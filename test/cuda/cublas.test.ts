@@ -10,7 +10,6 @@ import {
   CublasHandle,
   CudaArgumentError,
   CudaCompatibilityError,
-  CudaContext,
   CudaStateError,
   Matrix,
   type MatrixLayout,
@@ -19,16 +18,9 @@ import {
   cublasSpecFor,
   planGemm,
 } from "../../src/cuda/index.ts";
-import { fakeCublas, fakeCudartWith2D } from "./cublas-fake.ts";
+import { fakeCublasSetup as setup } from "./cublas-fake.ts";
 import { randomMatrix, relativeError, sampleRows } from "./cublas-reference.ts";
 import { allocMatrix, assertOutsideUntouched, checkGemm, checkPointerBatched, checkStridedBatched, modeTypes, modes, tolerance } from "./cublas-scenarios.ts";
-
-function setup(options: { version?: [number, number, number] } = {}) {
-  const cuda = fakeCudartWith2D();
-  const cublas = fakeCublas({ ...options, log: cuda.calls });
-  const context = CudaContext.create({ runtime: cuda.runtime });
-  return { cuda, cublas, context, [Symbol.dispose]: () => context.dispose() };
-}
 
 const gemmCalls = (names: readonly { name: string }[]) => names.filter((c) => /gemm/i.test(c.name)).length;
 
