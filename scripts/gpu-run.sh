@@ -71,6 +71,9 @@ mkdir -p .cache/bench
 if want cuda-bench || want pool-bench; then
   nvcc -O2 -o .cache/bench/cuda_anchor bench/c/cuda_anchor.cu
 fi
+if want gemm-bench; then
+  nvcc -O2 -std=c++20 -o .cache/bench/gemm_issue bench/c/gemm_issue.cu -lcublas -lcublasLt
+fi
 if [ -n "${llama_build:-}" ]; then
   wait "$llama_build"; echo "llama.cpp build exit $? ($(grep -c '\.so' "$out/llama-build.log") lines naming libraries)"
   wait "$llama_models"; echo "benchmark models exit $?"
@@ -85,9 +88,9 @@ for name in "${runtimes[@]}"; do
     [ -f .cache/bench/pool_anchor ] || nvcc -O2 -o .cache/bench/pool_anchor bench/c/pool_anchor.cu 2>/dev/null
     run_ts "$name" bench/pool.bench.ts .cache/bench/pool_anchor > "$out/pool-bench-$name.txt" 2>&1; tail -8 "$out/pool-bench-$name.txt"
   fi
-  # PyTorch on the same GPU is the anchor (bench/torch_matmul.py, run by the benchmark itself).
+  # PyTorch (bench/torch_matmul.py) and the C anchor (bench/c/gemm_issue.cu) run on the same GPU, started by the benchmark itself.
   if want gemm-bench && [ -f bench/gemm.bench.ts ]; then
-    run_ts "$name" bench/gemm.bench.ts "$out" > "$out/gemm-bench-$name.txt" 2>&1; tail -25 "$out/gemm-bench-$name.txt"
+    run_ts "$name" bench/gemm.bench.ts "$out" .cache/bench/gemm_issue > "$out/gemm-bench-$name.txt" 2>&1; tail -34 "$out/gemm-bench-$name.txt"
   fi
   if want upload-bench && [ -f bench/upload.bench.ts ]; then
     run_ts "$name" bench/upload.bench.ts "$out" > "$out/upload-bench-$name.txt" 2>&1; tail -25 "$out/upload-bench-$name.txt"
