@@ -42,7 +42,9 @@ test("buffers are written in place by C", () => {
 }, { skip });
 
 test("struct of two ints (INTEGER class) in and out", () => {
-  fc.assert(fc.property(fc.integer({ min: -(2 ** 30), max: 2 ** 30 }), fc.integer({ min: -(2 ** 30), max: 2 ** 30 }), (x, y) => {
+  // Below 2^30 in magnitude, so that the C sum stays an int32 (signed overflow is undefined in C).
+  const int30 = fc.integer({ min: 1 - 2 ** 30, max: 2 ** 30 - 1 });
+  fc.assert(fc.property(int30, int30, (x, y) => {
     const p = s().gt_point_make(x, y);
     return p.x === x && p.y === y && s().gt_point_sum(p) === x + y && s().gt_point_sum({ x }) === x;
   }));
