@@ -160,11 +160,21 @@ const pp = { prompt: promptTokens, gen: 0 };
 const tg = { prompt: 0, gen: genTokens };
 const nativeRuns: ChildResult[][] = [];
 const nodeLlamaCppRuns: ChildResult[][] = [];
+// node-llama-cpp is a guest here: if it fails, the run goes on without it and the report says why.
+let nodeLlamaCppFailure: string | undefined;
+const runNodeLlamaCppTurn = async () => {
+  if (nodeLlamaCppFailure !== undefined) return;
+  try {
+    nodeLlamaCppRuns.push(runNodeLlamaCpp());
+  } catch (error) {
+    nodeLlamaCppFailure = error instanceof Error ? error.message.split("\n")[0] : String(error);
+  }
+};
 const gpuffiTurns: { pp: Samples; tg: Samples; ppNoThreadpool: Samples; generate: Samples }[] = [];
 const sides = [
   async () => nativeRuns.push(runLlamaBench()),
   async () => gpuffiTurns.push({ pp: measure(pp, true), tg: measure(tg, true), ppNoThreadpool: measure(pp, false), generate: await measureGenerate() }),
-  ...(nodeLlamaCpp === undefined ? [] : [async () => nodeLlamaCppRuns.push(runNodeLlamaCpp())]),
+  ...(nodeLlamaCpp === undefined ? [] : [runNodeLlamaCppTurn]),
 ];
 for (let turn = 0; turn < turns; turn++) {
   for (let i = 0; i < sides.length; i++) await sides[(turn + i) % sides.length]!();
@@ -213,7 +223,7 @@ const rows = [
   { test: `gpuffi tg${genTokens}`, native: nativeSamples("tg"), measured: gpuffiSamples("tg") },
   { test: `gpuffi tg${genTokens} via generate()`, native: nativeSamples("tg"), measured: gpuffiSamples("generate") },
   { test: `gpuffi pp${promptTokens}, no threadpool`, native: nativeSamples("pp"), measured: gpuffiSamples("ppNoThreadpool") },
-  ...(nodeLlamaCpp === undefined ? [] : [
+  ...(nodeLlamaCppRuns.length === 0 ? [] : [
     { test: `node-llama-cpp pp${promptTokens}`, native: nativeSamples("pp"), measured: childSamples(nodeLlamaCppRuns, "pp") },
     { test: `node-llama-cpp tg${genTokens} via sequence.evaluate()`, native: nativeSamples("tg"), measured: childSamples(nodeLlamaCppRuns, "tg") },
   ]),
@@ -240,6 +250,7 @@ const result = {
   turns,
   rows,
   samples: { gpuffi: gpuffiTurns, llamaBench: nativeRuns, nodeLlamaCpp: nodeLlamaCppRuns },
+  nodeLlamaCppFailure,
   hotSwap,
 };
 const figure = (s: { mean: number; stddev: number }) => `${s.mean.toFixed(1)} ± ${s.stddev.toFixed(1)}`;
@@ -254,6 +265,7 @@ const markdown = [
   "| test | llama-bench t/s | measured t/s | ratio of means | ratio of medians |",
   "| --- | ---: | ---: | ---: | ---: |",
   ...rows.map((r) => `| ${r.test} | ${figure(r.native)} | ${figure(r.measured)} | ${r.ratio.toFixed(3)} | ${r.medianRatio.toFixed(3)} |`),
+  ...(nodeLlamaCppFailure === undefined ? [] : ["", `node-llama-cpp failed after ${nodeLlamaCppRuns.length} turns: ${nodeLlamaCppFailure}`]),
   ...(hotSwap ? ["", `LoRA hot swap between requests: setAdapters ${hotSwap.setAdaptersMs.toFixed(3)} ms; first one-token decode after it minus a steady one: ${hotSwap.firstDecodeExtraMs.toFixed(3)} ms (medians of 20)`] : []),
 ].join("\n");
 console.log(markdown);
