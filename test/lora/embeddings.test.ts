@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "../harness.ts";
 import { Batch, type ContextOptions, LlamaContext, LlamaError, type LlamaModel } from "../../src/lora/index.ts";
-import { llamaUnavailable, tinyModel, withTinyModel } from "./fixtures.ts";
+import { gpuUnavailable, llamaUnavailable, tinyModel, withTinyModel } from "./fixtures.ts";
 
 const skip = llamaUnavailable;
 // f32 KV cache, no flash attention, one thread (see numerics.ts and grammar.test.ts).
@@ -27,9 +27,13 @@ function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): 
   return Math.sqrt(difference / norm);
 }
 
+// A CUDA build offloads the model (llama.cpp's default), and its matrix products round through
+// f16 (2.6e-4 measured on the H100); on the CPU everything stays f32.
+const tolerance = gpuUnavailable ? 1e-5 : 2e-3;
+
 function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
   const error = relativeError(actual, expected);
-  assert.ok(error < 1e-5, `${what}: relative error ${error}`);
+  assert.ok(error < tolerance, `${what}: relative error ${error}`);
 }
 
 /** Every token's embedding of one sequence, from a context with pooling "none". */
