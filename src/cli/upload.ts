@@ -10,10 +10,11 @@ const usage = `usage: gpuffi upload FILE [--device N] [--chunk MiB] [--slots N] 
 Streams every tensor of a GGUF or safetensors file into device memory on GPU N (default 0) and
 prints the bytes, the seconds and the rate (GB/s, 10^9 bytes per second); the buffers are freed
 at the end. docs/lora-tools.md explains the strategies.
-  --chunk MiB     bytes per staging buffer or registered window (default 8)
-  --slots N       chunks in flight (default 32)
-  --strategy S    staged (default): read into pinned staging buffers;
-                  mapped: map the file and register its pages with cudaHostRegister
+  --chunk MiB     bytes per staging buffer or registered window (default 8 staged, 64 mapped)
+  --slots N       chunks in flight (default 32 staged, 4 mapped)
+  --strategy S    staged (the default on Bun): read into pinned staging buffers;
+                  mapped (the default on Deno and Node): map the file and register its
+                  pages with cudaHostRegister
   --json          one JSON object instead of the text line`;
 
 export const uploadCommand: Command = {
@@ -25,10 +26,10 @@ export const uploadCommand: Command = {
     const { positionals, values } = parseCommandArgs(argv, { device: "string", chunk: "string", slots: "string", strategy: "string", json: "boolean" }, ["FILE"]);
     const path = positionals[0]!;
     const device = integerOption(values, "device", 0, 0);
-    const chunkBytes = integerOption(values, "chunk", 8, 1) * 2 ** 20;
-    const slots = integerOption(values, "slots", 32, 1);
-    const strategy = (values.strategy ?? "staged") as UploadStrategy;
-    if (!uploadStrategies.includes(strategy)) throw new UsageError(`--strategy takes ${uploadStrategies.join(" or ")}, got "${String(values.strategy)}"`);
+    const chunkBytes = values.chunk === undefined ? undefined : integerOption(values, "chunk", 0, 1) * 2 ** 20;
+    const slots = values.slots === undefined ? undefined : integerOption(values, "slots", 0, 1);
+    const strategy = values.strategy as UploadStrategy | undefined;
+    if (strategy !== undefined && !uploadStrategies.includes(strategy)) throw new UsageError(`--strategy takes ${uploadStrategies.join(" or ")}, got "${String(values.strategy)}"`);
     // The file first: a wrong file is reported as such, also on a machine without a GPU.
     const tensors = (await fileTensors(path)).length;
     using context = CudaContext.create({ device });
@@ -36,9 +37,9 @@ export const uploadCommand: Command = {
     for (const buffer of buffers.values()) buffer.dispose();
     const gbps = stats.bytes === 0 ? 0 : stats.bytes / stats.seconds / 1e9;
     io.out(values.json
-      ? toJson({ file: path, device, strategy, chunkBytes, slots, tensors, bytes: stats.bytes, chunks: stats.chunks, seconds: stats.seconds, gbps })
+      ? toJson({ file: path, device, strategy: stats.strategy, chunkBytes: stats.chunkBytes, slots: stats.slots, tensors, bytes: stats.bytes, chunks: stats.chunks, seconds: stats.seconds, gbps })
       : `uploaded ${tensors} tensors, ${(stats.bytes / 1e9).toFixed(3)} GB in ${stats.seconds.toFixed(3)} s: ${gbps.toFixed(2)} GB/s ` +
-        `(GPU ${device}, ${strategy}, ${chunkBytes / 2 ** 20} MiB × ${slots})`);
+        `(GPU ${device}, ${stats.strategy}, ${stats.chunkBytes / 2 ** 20} MiB × ${stats.slots})`);
     return 0;
   },
 };

@@ -32,6 +32,7 @@ export {
   type UploadStrategy,
   type UploadedTensors,
   UploadError,
+  defaultUploadStrategy,
   fileTensors,
   uploadFileRanges,
   uploadStrategies,

@@ -12,7 +12,7 @@
 //    no byte passes through the CPU's caches.
 import { open, stat, type FileHandle } from "node:fs/promises";
 import { type CudaContext, type CudaEvent, type CudaMemory, type CudaStream, type DeviceBuffer, type PinnedPool, RegisteredHostMemory, checkRange } from "../cuda/index.ts";
-import { GpuffiError, MappedFile, pageSize } from "../ffi/index.ts";
+import { type FfiCapabilities, GpuffiError, MappedFile, capabilities, pageSize } from "../ffi/index.ts";
 import { SafetensorsFormatError, openGguf, openSafetensors } from "../formats/index.ts";
 
 /** An upload was asked for something it cannot do: bad options, ranges outside the file, unknown tensors. */
@@ -37,18 +37,23 @@ export type UploadStrategy = "staged" | "mapped";
 export const uploadStrategies: readonly UploadStrategy[] = ["staged", "mapped"];
 
 export interface UploadOptions {
-  /** "staged" (default): read into pinned staging buffers; "mapped": register the mapped file's pages. */
+  /**
+   * "staged": read into pinned staging buffers; "mapped": register the mapped file's pages.
+   * Default: staged on Bun or when a `pool` is given, else mapped (see {@link defaultUploadStrategy}).
+   */
   readonly strategy?: UploadStrategy;
   /**
    * Bytes per staging buffer, or per registered window of the mapped file (rounded up to whole
-   * pages). Default 8 MiB.
+   * pages). Default 8 MiB staged, 64 MiB mapped.
    */
   readonly chunkBytes?: number;
   /**
-   * Chunks in flight (default 32). Staged: staging buffers in the ring, each with one read in
-   * flight (2 is plain double buffering); reads from the page cache run at a few GB/s per thread,
-   * so more slots go faster up to the runtime's I/O threads (on Node: UV_THREADPOOL_SIZE, default
-   * 4). On the H100 host, Bun: 25 GB/s with 32 MiB × 8, 38–40 GB/s with 8 MiB × 32 or 4 MiB × 64. Mapped: windows registered at once; the oldest is unregistered when its copy is done.
+   * Chunks in flight (default 32 staged, 4 mapped). Staged: staging buffers in the ring, each
+   * with one read in flight (2 is plain double buffering); reads from the page cache run at a few
+   * GB/s per thread, so more slots go faster up to the runtime's I/O threads (on Node:
+   * UV_THREADPOOL_SIZE, default 4). On the H100 host, Bun: 25 GB/s with 32 MiB × 8, 38–40 GB/s
+   * with 8 MiB × 32 or 4 MiB × 64. Mapped: windows registered at once; the oldest is unregistered
+   * when its copy is done.
    */
   readonly slots?: number;
   /** Staged: take the staging buffers from this pool instead of allocating them (cudaHostAlloc is slow: reuse a pool across uploads). */
@@ -63,10 +68,27 @@ export interface UploadStats {
   /** Copies queued. */
   readonly chunks: number;
   readonly seconds: number;
+  /** The strategy, chunk size and slots used (the options, or the defaults). */
+  readonly strategy: UploadStrategy;
+  readonly chunkBytes: number;
+  readonly slots: number;
 }
 
-const DEFAULT_CHUNK = 8 * 2 ** 20;
-const DEFAULT_SLOTS = 32;
+/**
+ * What an upload does when not told: staged reads where the runtime runs many file reads at once
+ * (Bun), else the mapped file, which reads nothing. On the H100 host, from the page cache, staged
+ * went 38–40 GB/s on Bun (8 MiB × 32) but 16 on Node and 4.7 on Deno; mapped 19–25 GB/s on all
+ * three, best with large windows (64 MiB × 4, 256 MiB × 2).
+ */
+const defaults: Readonly<Record<UploadStrategy, { chunkBytes: number; slots: number }>> = {
+  staged: { chunkBytes: 8 * 2 ** 20, slots: 32 },
+  mapped: { chunkBytes: 64 * 2 ** 20, slots: 4 },
+};
+
+/** The strategy an upload uses by default on this runtime (see {@link FfiCapabilities.parallelFileReads}). */
+export function defaultUploadStrategy(): UploadStrategy {
+  return capabilities.parallelFileReads ? "staged" : "mapped";
+}
 
 /** What both strategies get: checked options and the stream to copy on. */
 interface Pipeline {
@@ -256,10 +278,11 @@ function checkRanges(ranges: readonly UploadRange[], path: string, fileSize: num
 
 /** Copies `ranges` of the file at `path` into their device targets (see {@link UploadStrategy}). */
 export async function uploadFileRanges(context: CudaContext, path: string, ranges: readonly UploadRange[], options: UploadOptions = {}): Promise<UploadStats> {
-  const strategy = options.strategy ?? "staged";
+  // A staging pool asks for staging.
+  const strategy = options.strategy ?? (options.pool ? "staged" : defaultUploadStrategy());
   if (!uploadStrategies.includes(strategy)) throw new UploadError(`strategy must be ${uploadStrategies.map((s) => `"${s}"`).join(" or ")}, got ${JSON.stringify(strategy)}`);
-  const chunkBytes = positiveInteger(options.chunkBytes ?? DEFAULT_CHUNK, "chunkBytes");
-  const slots = positiveInteger(options.slots ?? DEFAULT_SLOTS, "slots");
+  const chunkBytes = positiveInteger(options.chunkBytes ?? defaults[strategy].chunkBytes, "chunkBytes");
+  const slots = positiveInteger(options.slots ?? defaults[strategy].slots, "slots");
   if (strategy === "mapped" && options.pool !== undefined) throw new UploadError("pool is for the staged strategy: the mapped one registers the file's own pages and stages nothing");
   checkRanges(ranges, path, (await stat(path)).size);
   const total = ranges.reduce((n, r) => n + r.byteLength, 0);
@@ -275,7 +298,7 @@ export async function uploadFileRanges(context: CudaContext, path: string, range
       total,
       queued: (bytes) => options.onProgress?.((done += bytes), total),
     });
-    return { bytes: total, chunks, seconds: (performance.now() - started) / 1000 };
+    return { bytes: total, chunks, seconds: (performance.now() - started) / 1000, strategy, chunkBytes, slots };
   } finally {
     if (options.stream === undefined) stream.dispose();
   }
