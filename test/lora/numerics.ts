@@ -1,7 +1,7 @@
 // The numerical LoRA checks, registered once for the CPU and once with every layer offloaded.
 import assert from "node:assert/strict";
 import { test } from "../harness.ts";
-import { LlamaContext, LlamaModel, LoraAdapter } from "../../src/lora/index.ts";
+import { LlamaContext, LlamaModel, LoraAdapter, type ModelLoadOptions } from "../../src/lora/index.ts";
 import { tinyLora, tinyModel, writeFixture } from "./fixtures.ts";
 import { type MergedAdapter, mergeLora } from "./merge.ts";
 
@@ -42,10 +42,9 @@ function assertIdentical(actual: Float32Array, expected: Float32Array, what: str
   assert.deepEqual(new Uint8Array(actual.buffer), new Uint8Array(expected.buffer), `${what}: not bit-for-bit identical`);
 }
 
-/** Logits of a model merged offline with `adapters`. */
-async function mergedLogits(name: string, adapters: MergedAdapter[], gpuLayers: number | "all"): Promise<Float32Array> {
-  const path = writeFixture(`merged-${name}.gguf`, mergeLora(tinyModel().spec, adapters));
-  const model = await LlamaModel.load(path, { gpuLayers });
+/** The prompt's logits from the model at `path`, loaded with `options`, in a fresh context. */
+export async function modelLogits(path: string, options: ModelLoadOptions): Promise<Float32Array> {
+  const model = await LlamaModel.load(path, options);
   const context = LlamaContext.create(model, contextOptions);
   try {
     return promptLogits(context);
@@ -53,6 +52,11 @@ async function mergedLogits(name: string, adapters: MergedAdapter[], gpuLayers: 
     context.dispose();
     model.dispose();
   }
+}
+
+/** Logits of a model merged offline with `adapters`. */
+function mergedLogits(name: string, adapters: MergedAdapter[], gpuLayers: number | "all"): Promise<Float32Array> {
+  return modelLogits(writeFixture(`merged-${name}.gguf`, mergeLora(tinyModel().spec, adapters)), { gpuLayers });
 }
 
 export function registerLoraNumerics(label: string, gpuLayers: number | "all", skip: string | undefined): void {

@@ -8,7 +8,6 @@ import { type Socket, createServer } from "node:net";
 import { test } from "../harness.ts";
 import {
   Llama,
-  LlamaContext,
   LlamaModel,
   type ModelLoadOptions,
   RpcError,
@@ -21,7 +20,7 @@ import {
 } from "../../src/lora/index.ts";
 import { freePort } from "../cuda/rendezvous-helpers.ts";
 import { llamaUnavailable, tinyModel } from "./fixtures.ts";
-import { assertClose, contextOptions, promptLogits } from "./numerics.ts";
+import { assertClose, contextOptions, modelLogits } from "./numerics.ts";
 
 const failsWith = (reason: string, pattern: RegExp) => (e: unknown) => {
   assert.ok(e instanceof RpcError, String(e));
@@ -196,16 +195,7 @@ test("RpcServerProcess: checked options, a missing executable, one that exits at
 
 // ----- a real ggml-rpc-server on 127.0.0.1 ---------------------------------------------------
 
-async function logitsOf(options: ModelLoadOptions): Promise<Float32Array> {
-  const model = await LlamaModel.load(tinyModel().path, options);
-  const context = LlamaContext.create(model, contextOptions);
-  try {
-    return promptLogits(context);
-  } finally {
-    context.dispose();
-    model.dispose();
-  }
-}
+const logitsOf = (options: ModelLoadOptions) => modelLogits(tinyModel().path, options);
 
 const maxAbs = (values: Float32Array) => values.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
