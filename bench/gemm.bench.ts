@@ -5,11 +5,13 @@
 //  - issue time at n = 64: host µs to enqueue one GEMM while the GPU keeps up; goal ≤ half of
 //    torch.matmul's. Timed over bursts of 100 calls with the stream drained between bursts: a
 //    64³ GEMM runs longer on the GPU than it takes to enqueue, so longer loops fill the launch
-//    queue and time the GPU instead (2000-call loops read 13 µs per call). gpuffi's gemmEx and
-//    its prepared cuBLASLt GEMM take turns burst by burst; the C anchor (bench/c/gemm_issue.cu)
-//    times cublasGemmEx and cublasLtMatmul the same way in its own process, in the same run.
+//    queue and time the GPU instead (2000-call loops read 13 µs per call). gpuffi's gemmEx, its
+//    prepared cuBLASLt GEMM and that GEMM captured into a CUDA graph (each call a graph launch
+//    that replays it) take turns burst by burst; the C anchor (bench/c/gemm_issue.cu) times
+//    cublasGemmEx, cublasLtMatmul and the launch of a graph that captured it the same way in its
+//    own process, in the same run.
 // Random operands in [-1, 1), row-major, output in the operand type (as torch.matmul gives).
-//   nvcc -O2 -o .cache/bench/gemm_issue bench/c/gemm_issue.cu -lcublas -lcublasLt
+//   nvcc -O2 -std=c++20 -o .cache/bench/gemm_issue bench/c/gemm_issue.cu -lcublas -lcublasLt
 //   bun bench/gemm.bench.ts RESULTS_DIR [path/to/gemm_issue]      (also: deno run -A …, node --import tsx …)
 // Prints a table and a `#bench {json}` line; writes gemm-<runtime>.md and .json into RESULTS_DIR.
 import { execFileSync } from "node:child_process";
@@ -34,7 +36,7 @@ function itersFor(mode: Mode, n: number): number {
 }
 
 const resultsDir = process.argv[2];
-if (!resultsDir) throw new Error("usage: bench/gemm.bench.ts RESULTS_DIR [path/to/gemm_issue] (build it: nvcc -O2 -o .cache/bench/gemm_issue bench/c/gemm_issue.cu -lcublas -lcublasLt)");
+if (!resultsDir) throw new Error("usage: bench/gemm.bench.ts RESULTS_DIR [path/to/gemm_issue] (build it: nvcc -O2 -std=c++20 -o .cache/bench/gemm_issue bench/c/gemm_issue.cu -lcublas -lcublasLt)");
 const anchorPath = process.argv[3] ?? process.env.GPUFFI_GEMM_ANCHOR;
 
 let seed = (Date.now() ^ 0x5bd1e995) >>> 0 || 1;
@@ -123,8 +125,9 @@ function issueTime(mode: Mode) {
   const [a, b, c] = operands(mode, issue.n);
   try {
     using prepared = handle.prepareGemm(a, b, c);
-    const [gemmExUs, preparedUs] = issueTimes([() => handle.gemmEx(a, b, c), () => prepared.run()]);
-    return { mode, n: issue.n, calls: issue.calls, gemmExUs: gemmExUs!, preparedUs: preparedUs! };
+    using captured = prepared.capture();
+    const [gemmExUs, preparedUs, capturedUs] = issueTimes([() => handle.gemmEx(a, b, c), () => prepared.run(), () => captured.launch()]);
+    return { mode, n: issue.n, calls: issue.calls, gemmExUs: gemmExUs!, preparedUs: preparedUs!, capturedUs: capturedUs! };
   } finally {
     for (const m of [a, b, c]) m.dispose();
   }
@@ -132,7 +135,7 @@ function issueTime(mode: Mode) {
 
 interface AnchorResult {
   cublas: string;
-  modes: { mode: Mode; gemmExUs: number; ltUs: number }[];
+  modes: { mode: Mode; gemmExUs: number; ltUs: number; graphUs: number }[];
 }
 
 interface TorchResult {
@@ -178,11 +181,15 @@ const issueRows = oursIssue.map((o) => {
     ...o,
     cGemmExUs: c?.gemmExUs,
     cLtUs: c?.ltUs,
+    cGraphUs: c?.graphUs,
     torchMatmulUs: t?.matmulUs,
     torchMatmulOutUs: t?.matmulOutUs,
     ratio: t ? o.preparedUs / t.matmulUs : undefined,
+    capturedRatio: t ? o.capturedUs / t.matmulUs : undefined,
     gemmExRatio: t ? o.gemmExUs / t.matmulUs : undefined,
+    cLtRatio: t && c ? c.ltUs / t.matmulUs : undefined,
     overC: c ? o.preparedUs / c.ltUs : undefined,
+    capturedOverC: c ? o.capturedUs / c.graphUs : undefined,
     goal: 0.5,
   };
 });
@@ -203,6 +210,9 @@ const figures = {
 };
 
 const f = (x: number | undefined, digits = 1) => (x === undefined ? "–" : x.toFixed(digits));
+const cLtRatios = issueRows.flatMap((r) => (r.cLtRatio === undefined ? [] : [r.cLtRatio]));
+const cLtRange = cLtRatios.length === 0 ? undefined : `${f(Math.min(...cLtRatios), 2)}–${f(Math.max(...cLtRatios), 2)}×`;
+const cLtAboveGoal = cLtRatios.length > 0 && Math.min(...cLtRatios) > 0.5;
 const verdict = (ratio: number | undefined, goal: number | undefined, atLeast: boolean) =>
   ratio === undefined || goal === undefined ? "" : (atLeast ? ratio >= goal : ratio <= goal) ? " ✓" : " ✗";
 const markdown = `# cuBLAS GEMM through gpuffi vs torch.matmul
@@ -216,11 +226,11 @@ gpuffi: \`gemm\` (fp32, tf32) or \`gemmEx\` (fp16, bf16); prepared: \`prepareGem
 |---|---:|---:|---:|---:|---:|---:|---:|
 ${rows.map((r) => `| ${r.mode} | ${r.n} | ${r.iters} | ${f(r.tflops)} | ${f(r.preparedTflops)} | ${f(r.torchTflops)} | ${f(r.ratio, 3)}${verdict(r.ratio, r.goal, true)} | ${f(r.preparedRatio, 3)}${verdict(r.preparedRatio, r.goal, true)} |`).join("\n")}
 
-Issue time, n = ${issue.n} (host µs per enqueued GEMM, median of ${issue.bursts} bursts of ${issue.calls}, the stream drained between bursts). gpuffi gemmEx: \`handle.gemmEx(a, b, c)\`; gpuffi prepared: \`handle.prepareGemm(a, b, c)\` once, then \`run()\` (one cublasLtMatmul); C: ${anchor ? `bench/c/gemm_issue.cu (cuBLAS ${anchor.cublas}), cublasGemmEx and cublasLtMatmul with its algorithm chosen once, in its own process` : `not measured (${anchorError})`}:
+Issue time, n = ${issue.n} (host µs per enqueued GEMM, median of ${issue.bursts} bursts of ${issue.calls}, the stream drained between bursts). gpuffi gemmEx: \`handle.gemmEx(a, b, c)\`; gpuffi prepared: \`handle.prepareGemm(a, b, c)\` once, then \`run()\`: one eager cublasLtMatmul per call, cuBLAS's host path included. **gpuffi captured replays a CUDA graph**: \`prepared.capture()\` once, then \`graph.launch()\`, one cudaGraphLaunch per call of a graph that captured that cublasLtMatmul, so cuBLAS's host path ran once, at the capture; torch.matmul is eager. C: ${anchor ? `bench/c/gemm_issue.cu (cuBLAS ${anchor.cublas}) in its own process: cublasGemmEx, cublasLtMatmul with its algorithm chosen once, and cudaGraphLaunch of a graph that captured that cublasLtMatmul` : `not measured (${anchorError})`}. The goal (≤ 0.5 of torch.matmul(a, b)) is judged for both gpuffi paths${cLtRange ? `: C's own eager cublasLtMatmul takes ${cLtRange} of torch.matmul's time here${cLtAboveGoal ? ", so no eager cuBLAS call, from any language, reaches 0.5" : ""}` : ""}.
 
-| mode | gpuffi gemmEx | gpuffi prepared | C cublasGemmEx | C cublasLtMatmul | torch.matmul(a, b) | torch.matmul(a, b, out=c) | gemmEx / torch.matmul | prepared / torch.matmul (goal ≤ 0.5) | prepared / C cublasLtMatmul |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
-${issueRows.map((r) => `| ${r.mode} | ${f(r.gemmExUs, 2)} | ${f(r.preparedUs, 2)} | ${f(r.cGemmExUs, 2)} | ${f(r.cLtUs, 2)} | ${f(r.torchMatmulUs, 2)} | ${f(r.torchMatmulOutUs, 2)} | ${f(r.gemmExRatio, 3)} | ${f(r.ratio, 3)}${verdict(r.ratio, r.goal, false)} | ${f(r.overC, 3)} |`).join("\n")}
+| mode | gpuffi gemmEx | gpuffi prepared | gpuffi captured (graph launch) | C cublasGemmEx | C cublasLtMatmul | C graph launch | torch.matmul(a, b) | torch.matmul(a, b, out=c) | gemmEx / torch.matmul | prepared / torch.matmul (goal ≤ 0.5) | captured / torch.matmul (goal ≤ 0.5) | C cublasLtMatmul / torch.matmul | prepared / C cublasLtMatmul | captured / C graph launch |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+${issueRows.map((r) => `| ${r.mode} | ${f(r.gemmExUs, 2)} | ${f(r.preparedUs, 2)} | ${f(r.capturedUs, 2)} | ${f(r.cGemmExUs, 2)} | ${f(r.cLtUs, 2)} | ${f(r.cGraphUs, 2)} | ${f(r.torchMatmulUs, 2)} | ${f(r.torchMatmulOutUs, 2)} | ${f(r.gemmExRatio, 3)} | ${f(r.ratio, 3)}${verdict(r.ratio, r.goal, false)} | ${f(r.capturedRatio, 3)}${verdict(r.capturedRatio, r.goal, false)} | ${f(r.cLtRatio, 3)} | ${f(r.overC, 3)} | ${f(r.capturedOverC, 3)} |`).join("\n")}
 `;
 console.log(markdown);
 console.log(`#bench ${JSON.stringify(figures)}`);

@@ -1,12 +1,14 @@
 // The C anchor of bench/gemm.bench.ts's issue-time table: host time to enqueue one n×n GEMM
-// through cublasGemmEx and through cublasLtMatmul with an algorithm chosen once, measured the
-// way the benchmark measures gpuffi (bursts of `calls` calls, the stream drained between bursts,
-// the median over `bursts`; the two calls' bursts alternate so that both see the same machine).
-// The cuBLASLt calls are the ones a gpuffi PreparedGemm makes: the handle's 32 MiB workspace as
-// the preference's maximum, operands assumed 16-byte aligned, D = C.
-//   nvcc -O2 -o .cache/bench/gemm_issue bench/c/gemm_issue.cu -lcublas -lcublasLt
+// through cublasGemmEx, through cublasLtMatmul with an algorithm chosen once, and as a launch of
+// a CUDA graph that captured that cublasLtMatmul, measured the way the benchmark measures gpuffi
+// (bursts of `calls` calls, the stream drained between bursts, the median over `bursts`; the
+// three calls' bursts take turns so that all see the same machine). The cuBLASLt calls are the
+// ones a gpuffi PreparedGemm makes: the handle's 32 MiB workspace as the preference's maximum,
+// operands assumed 16-byte aligned, D = C; the graph is captured and instantiated as
+// CudaGraph.capture does it (cudaStreamCaptureModeGlobal, cudaGraphInstantiateWithFlags, flags 0).
+//   nvcc -O2 -std=c++20 -o .cache/bench/gemm_issue bench/c/gemm_issue.cu -lcublas -lcublasLt
 //   .cache/bench/gemm_issue [n calls bursts]      (default 64 100 51)
-// Prints one JSON object: {"n", "calls", "bursts", "cublas", "modes": [{"mode", "gemmExUs", "ltUs"}]}.
+// Prints one JSON object: {"n", "calls", "bursts", "cublas", "modes": [{"mode", "gemmExUs", "ltUs", "graphUs"}]}.
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -15,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <vector>
 
 static void fail(const char* call, int status) {
@@ -30,17 +33,16 @@ struct Mode {
   cublasComputeType_t compute;
 };
 
-// Median host µs per call of each of `calls`, over `bursts` alternating bursts of each.
-template <typename A, typename B>
-static std::vector<double> issueTimes(cudaStream_t stream, int calls, int bursts, A first, B second) {
-  std::vector<double> times[2];
-  first();
-  second();
+// Median host µs per call of each of `issue`, over `bursts` bursts of each, taking turns.
+static std::vector<double> issueTimes(cudaStream_t stream, int calls, int bursts, const std::vector<std::function<void()>>& issue) {
+  std::vector<std::vector<double>> times(issue.size());
+  for (const auto& call : issue) call();
   CHECK(cudaStreamSynchronize(stream));
   for (int r = 0; r < bursts; r++) {
-    for (int which = 0; which < 2; which++) {
+    for (size_t which = 0; which < issue.size(); which++) {
+      const auto& call = issue[which];
       auto t0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < calls; i++) which == 0 ? first() : second();
+      for (int i = 0; i < calls; i++) call();
       auto t1 = std::chrono::steady_clock::now();
       times[which].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count() / calls);
       CHECK(cudaStreamSynchronize(stream));
@@ -112,8 +114,18 @@ int main(int argc, char** argv) {
     auto ltMatmul = [&] {
       CHECK(cublasLtMatmul(lt, desc, &alpha, a, layout, b, layout, &beta, c, layout, c, layout, &result.algo, workspace, workspaceBytes, stream));
     };
-    std::vector<double> us = issueTimes(stream, calls, bursts, gemmEx, ltMatmul);
-    printf("%s{\"mode\":\"%s\",\"gemmExUs\":%.3f,\"ltUs\":%.3f}", m ? "," : "", mode.name, us[0], us[1]);
+    // The same cublasLtMatmul captured once; each graph launch replays it.
+    cudaGraph_t graph;
+    cudaGraphExec_t graphExec;
+    CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    ltMatmul();
+    CHECK(cudaStreamEndCapture(stream, &graph));
+    CHECK(cudaGraphInstantiateWithFlags(&graphExec, graph, 0));
+    CHECK(cudaGraphDestroy(graph));
+    auto graphLaunch = [&] { CHECK(cudaGraphLaunch(graphExec, stream)); };
+    std::vector<double> us = issueTimes(stream, calls, bursts, {gemmEx, ltMatmul, graphLaunch});
+    printf("%s{\"mode\":\"%s\",\"gemmExUs\":%.3f,\"ltUs\":%.3f,\"graphUs\":%.3f}", m ? "," : "", mode.name, us[0], us[1], us[2]);
+    CHECK(cudaGraphExecDestroy(graphExec));
     CHECK(cublasLtMatmulPreferenceDestroy(preference));
     CHECK(cublasLtMatrixLayoutDestroy(layout));
     CHECK(cublasLtMatmulDescDestroy(desc));

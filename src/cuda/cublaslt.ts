@@ -3,7 +3,8 @@
 // describes the operands and asks its heuristics for a kernel); for small GEMMs that host work
 // is most of the time a call takes to issue, and the issue time is what bounds a sequence of
 // small GEMMs. The preparation reuses planGemm's row-major mapping, so a prepared GEMM computes
-// exactly what gemmEx computes on the same matrices.
+// exactly what gemmEx computes on the same matrices. Below even cublasLtMatmul's own host time,
+// capture() records one run into a CUDA graph (graph.ts) that replays for one cudaGraphLaunch.
 import { dirname } from "node:path";
 import { HostMemory, type LibrarySpec, type NativeSymbols, Out, type Pointer, loadLibrary, nativeView, readStruct } from "../ffi/index.ts";
 import { ContextResource } from "./context-resource.ts";
@@ -13,7 +14,9 @@ import { CublasOperation, CublasStatus, CudaDataType } from "./cublas-library.ts
 import { CublasLtMatmulDescAttribute, CublasLtPreference, cublasLtMatmulHeuristicResult, cublasLtSpec, cublasLtSymbols } from "./cublaslt-library.ts";
 import { CudaArgumentError, CudaStateError } from "./errors.ts";
 import { type GemmPlan, checkMatrix, checkOnDevice, describeGemm, sameDescription } from "./gemm-plan.ts";
+import { type CaptureOptions, CudaGraph } from "./graph.ts";
 import type { Matrix } from "./matrix.ts";
+import { CudaStream } from "./stream.ts";
 
 export type CublasLtSymbols = NativeSymbols<typeof cublasLtSymbols>;
 
@@ -227,10 +230,36 @@ export class PreparedGemm extends ContextResource {
   /** Queues the GEMM (one cublasLtMatmul) on the handle's stream, on the prepared matrices or on others described alike. */
   run(a: Matrix = this.a, b: Matrix = this.b, c: Matrix = this.c): void {
     if (a !== this.a || b !== this.b || c !== this.c) this.#checkOperands(a, b, c);
+    this.#matmul(a, b, c, this.handle.stream);
+  }
+
+  /**
+   * Captures one `run()` on the prepared matrices into a CudaGraph on `stream` (default: the
+   * handle's), so that each `graph.launch()` queues the GEMM for the host time of one
+   * cudaGraphLaunch instead of cublasLtMatmul's. The graph keeps the addresses of the matrices
+   * and of the handle's workspace, and alpha and beta as they are now (cuBLAS captures host-mode
+   * scalars by value): every launch reads what A, B (and C, when beta ≠ 0) hold then; other
+   * matrices, another workspace or new scalars need a new capture. A launch is refused once a
+   * matrix's memory or the workspace is disposed.
+   */
+  capture(stream: CudaStream | undefined = this.handle.stream, options: Pick<CaptureOptions, "mode"> = {}): CudaGraph {
+    const where = "PreparedGemm.capture";
+    this.assertUsable();
+    if (stream === undefined) {
+      throw new CudaArgumentError(`${where}: the handle queues on the legacy default stream, which CUDA cannot capture; pass a stream, or give the handle one (setStream)`);
+    }
+    if (!(stream instanceof CudaStream)) throw new CudaArgumentError(`${where}: expected a CudaStream, got ${stream === null ? "null" : typeof stream}`);
+    stream.handleFor(this.context.device, where);
+    const workspace = this.handle.workspace;
+    const uses = [this.a.memory, this.b.memory, this.c.memory, ...(workspace ? [workspace] : [])];
+    return CudaGraph.capture(stream, () => this.#matmul(this.a, this.b, this.c, stream), { ...options, uses });
+  }
+
+  /** One cublasLtMatmul of `a`, `b` and `c` (checked) on `stream` with the handle's workspace. */
+  #matmul(a: Matrix, b: Matrix, c: Matrix, stream: CudaStream | undefined): void {
     const { handle } = this;
     handle.assertUsable();
     this.activate();
-    const stream = handle.stream;
     if (stream?.disposed) throw new CudaStateError(`${what}: the handle's stream was disposed; call setStream on the handle with a live one (or undefined)`);
     const workspace = handle.workspace;
     let workspacePtr = 0;

@@ -57,6 +57,10 @@ export const cudartSymbols = defineSymbols({
   cudaStreamSynchronize: { parameters: ["ptr"], result: "i32", nonblocking: true },
   // cudaError_t cudaStreamQuery(cudaStream_t stream);
   cudaStreamQuery: { parameters: ["ptr"], result: "i32" },
+  // cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode mode);
+  cudaStreamBeginCapture: { parameters: ["ptr", "i32"], result: "i32" },
+  // cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *pGraph);
+  cudaStreamEndCapture: { parameters: ["ptr", "buffer"], result: "i32" },
   // cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags);
   cudaEventCreateWithFlags: { parameters: ["buffer", "u32"], result: "i32" },
   // cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream);
@@ -117,6 +121,16 @@ export const cudartSymbols = defineSymbols({
   cudaDriverGetVersion: { parameters: ["buffer"], result: "i32" },
   // cudaError_t cudaRuntimeGetVersion(int *runtimeVersion);
   cudaRuntimeGetVersion: { parameters: ["buffer"], result: "i32" },
+  // cudaError_t cudaGraphInstantiateWithFlags(cudaGraphExec_t *pGraphExec, cudaGraph_t graph, unsigned long long flags);
+  // Not cudaGraphInstantiate: CUDA 12 gave that name this signature, and CUDA 11 had another
+  // (error node and log buffer) under it; the WithFlags form is the same from 11.4 to 13.
+  cudaGraphInstantiateWithFlags: { parameters: ["buffer", "ptr", "u64"], result: "i32" },
+  // cudaError_t cudaGraphLaunch(cudaGraphExec_t graphExec, cudaStream_t stream);
+  cudaGraphLaunch: { parameters: ["ptr", "ptr"], result: "i32" },
+  // cudaError_t cudaGraphExecDestroy(cudaGraphExec_t graphExec);
+  cudaGraphExecDestroy: { parameters: ["ptr"], result: "i32" },
+  // cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+  cudaGraphDestroy: { parameters: ["ptr"], result: "i32" },
 });
 
 /** struct cudaMemLocation { enum cudaMemLocationType type; int id; } (CUDA 12.2+). */

@@ -42,6 +42,7 @@ export class CudaError extends GpuffiError {
     describer: ErrorDescriber,
     /** Extra context for the message (sizes, device, what to do). */
     detail?: string,
+    options?: { cause?: unknown },
   ) {
     const errorName = describer.errorName(status);
     const description = describer.errorString(status);
@@ -51,6 +52,7 @@ export class CudaError extends GpuffiError {
       `${call} failed: ${errorName} (${status}): ${description}` +
         (detail ? `. ${detail}` : "") +
         (sticky ? ". This error is sticky: the device's CUDA context is unusable and the process must be restarted to use it again (see docs/debugging.md)" : ""),
+      options,
     );
     this.errorName = errorName;
     this.description = description;

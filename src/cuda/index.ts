@@ -1,7 +1,8 @@
-// gpuffi's CUDA runtime layer: versions, devices, contexts, streams, events, memory, errors.
+// gpuffi's CUDA runtime layer: versions, devices, contexts, streams, events, graphs, memory, errors.
 export { CudaContext, type CudaContextOptions, type MemoryInfo } from "./context.ts";
 export { ContextResource, type ReleasePhase } from "./context-resource.ts";
 export { CudaStream, CudaEvent, type StreamOptions, type EventOptions, type WaitOptions } from "./stream.ts";
+export { CudaGraph, type CaptureMode, type CaptureOptions } from "./graph.ts";
 export {
   CudaMemory,
   DeviceBuffer,

@@ -5,7 +5,10 @@
 // supported type combinations, cuBLASLt's layouts against the operation's transposes, attribute
 // sizes, the workspace and alignments the chosen algorithm needs), answering
 // CUBLAS_STATUS_INVALID_VALUE otherwise, so a wrong mapping fails the numeric tests instead of
-// being mirrored by the fake. Every call of both libraries is recorded with its arguments.
+// being mirrored by the fake. Every call of both libraries is recorded with its arguments. A GEMM
+// is checked when it is called and computed as work of its stream on the fake libcudart (at once,
+// queued when deferred, recorded while the stream captures); host-mode alpha and beta are read at
+// the call, as cuBLAS reads them (so a captured GEMM keeps them), device-mode ones when it runs.
 import { nativeView, type Pointer, writeStructAt } from "../../src/ffi/index.ts";
 import { type RecordedCall, recordingSymbols } from "./recording-symbols.ts";
 import {
@@ -19,7 +22,7 @@ import {
   cublasLtMatmulHeuristicResult,
 } from "../../src/cuda/index.ts";
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../src/formats/half.ts";
-import { fakeCudart } from "./fake-cudart.ts";
+import { type FakeCudart, fakeCudart } from "./fake-cudart.ts";
 
 export interface HandleState {
   stream: Pointer;
@@ -98,7 +101,12 @@ interface Gemm {
   transa: number; transb: number; m: number; n: number; k: number;
   alpha: Pointer; a: Pointer; atype: number; lda: number; b: Pointer; btype: number; ldb: number;
   beta: Pointer; c: Pointer; ctype: number; ldc: number; tf32: boolean;
+  /** alpha and beta point to device memory, read when the GEMM runs (CUBLAS_POINTER_MODE_DEVICE). */
+  deviceScalars?: boolean;
 }
+
+/** Submits stream-ordered work (the fake libcudart's `enqueue`) and returns the cudaError_t. */
+export type Enqueue = (stream: Pointer, op: () => void) => number;
 
 /** The cuBLAS argument rules; a status, 0 when the call may run. */
 function validate(g: Gemm): number {
@@ -111,12 +119,20 @@ function validate(g: Gemm): number {
   return 0;
 }
 
-/** Column-major reference GEMM: C = alpha·op(A)·op(B) + beta·C, C not read when beta is 0. */
-function run(g: Gemm): number {
+/** cuBLAS's answer to a stream's work it could not queue (the cudaError_t is not a cublasStatus_t). */
+const executionFailed = 13;
+
+/** Checks a GEMM now and submits its computation to `stream`; returns the status of the call. */
+function submit(g: Gemm, stream: Pointer, enqueue: Enqueue): number {
   const status = validate(g);
   if (status !== 0 || g.m === 0 || g.n === 0) return status;
-  const alpha = new Float32Array(nativeView(g.alpha, 4))[0]!;
-  const beta = new Float32Array(nativeView(g.beta, 4))[0]!;
+  const read = (ptr: Pointer) => new Float32Array(nativeView(ptr, 4))[0]!;
+  const scalars = g.deviceScalars ? undefined : [read(g.alpha), read(g.beta)] as const;
+  return enqueue(stream, () => compute(g, scalars ?? [read(g.alpha), read(g.beta)])) === 0 ? 0 : executionFailed;
+}
+
+/** Column-major reference GEMM: C = alpha·op(A)·op(B) + beta·C, C not read when beta is 0. */
+function compute(g: Gemm, [alpha, beta]: readonly [number, number]): void {
   const span = (rows: number, cols: number, ld: number) => (cols - 1) * ld + rows;
   const aRows = g.transa === 0 ? g.m : g.k;
   const bRows = g.transb === 0 ? g.k : g.n;
@@ -138,11 +154,17 @@ function run(g: Gemm): number {
       writeC(at, alpha * sum + (beta === 0 ? 0 : beta * readC(at)));
     }
   }
-  return 0;
 }
 
-/** `log`: a list to append every call's name to as well, e.g. the fake libcudart's, to check the order of both. */
-export function fakeCublas(options: { version?: [number, number, number]; log?: string[] } = {}): FakeCublas {
+export interface FakeCublasOptions {
+  version?: [number, number, number];
+  /** A list to append every call's name to as well, e.g. the fake libcudart's, to check the order of both. */
+  log?: string[];
+  /** Where GEMMs run: the fake libcudart's stream work (default: computed during the call). */
+  enqueue?: Enqueue;
+}
+
+export function fakeCublas(options: FakeCublasOptions = {}): FakeCublas {
   const [major, minor, patch] = options.version ?? [13, 1, 0];
   const calls: RecordedCall[] = [];
   const handles = new Map<Pointer, HandleState>();
@@ -151,6 +173,9 @@ export function fakeCublas(options: { version?: [number, number, number]; log?: 
   const state = (h: Pointer) => handles.get(h);
   const writeInt = (out: ArrayBufferView | null, value: number) => void (new Int32Array(out!.buffer, out!.byteOffset, 1)[0] = value);
   const ex = (h: Pointer, compute: number) => compute === 77 || (compute === 68 && state(h)?.mathMode === 3);
+  const enqueue: Enqueue = options.enqueue ?? ((_, op) => (op(), 0));
+  /** A GEMM of handle `h` on its stream, with its pointer mode. */
+  const run = (h: Pointer, g: Gemm) => submit({ ...g, deviceScalars: state(h)!.pointerMode === 1 }, state(h)!.stream, enqueue);
   const implementation: Record<string, (...args: never[]) => unknown> = {
     cublasCreate_v2: (out: ArrayBufferView) => {
       const h = next++;
@@ -181,13 +206,13 @@ export function fakeCublas(options: { version?: [number, number, number]; log?: 
     cublasGetStatusName: (status: number) => statusNames[status] ?? null,
     cublasGetStatusString: (status: number) => `fake cuBLAS status ${status}`,
     cublasSgemm_v2: (h: Pointer, transa: number, transb: number, m: number, n: number, k: number, alpha: Pointer, a: Pointer, lda: number, b: Pointer, ldb: number, beta: Pointer, c: Pointer, ldc: number) =>
-      !state(h) ? 1 : run({ transa, transb, m, n, k, alpha, a, atype: 0, lda, b, btype: 0, ldb, beta, c, ctype: 0, ldc, tf32: state(h)!.mathMode === 3 }),
+      !state(h) ? 1 : run(h, { transa, transb, m, n, k, alpha, a, atype: 0, lda, b, btype: 0, ldb, beta, c, ctype: 0, ldc, tf32: state(h)!.mathMode === 3 }),
     cublasGemmEx: (h: Pointer, transa: number, transb: number, m: number, n: number, k: number, alpha: Pointer, a: Pointer, atype: number, lda: number, b: Pointer, btype: number, ldb: number, beta: Pointer, c: Pointer, ctype: number, ldc: number, compute: number, algo: number) =>
-      !state(h) ? 1 : algo !== -1 || ![68, 77].includes(compute) ? invalidValue : run({ transa, transb, m, n, k, alpha, a, atype, lda, b, btype, ldb, beta, c, ctype, ldc, tf32: ex(h, compute) }),
+      !state(h) ? 1 : algo !== -1 || ![68, 77].includes(compute) ? invalidValue : run(h, { transa, transb, m, n, k, alpha, a, atype, lda, b, btype, ldb, beta, c, ctype, ldc, tf32: ex(h, compute) }),
     cublasGemmStridedBatchedEx: (h: Pointer, transa: number, transb: number, m: number, n: number, k: number, alpha: Pointer, a: Pointer, atype: number, lda: number, sa: number, b: Pointer, btype: number, ldb: number, sb: number, beta: Pointer, c: Pointer, ctype: number, ldc: number, sc: number, count: number, compute: number) => {
       if (!state(h)) return 1;
       for (let i = 0; i < count; i++) {
-        const status = run({ transa, transb, m, n, k, alpha, a: a + i * sa * elementSizes[atype]!, atype, lda, b: b + i * sb * elementSizes[btype]!, btype, ldb, beta, c: c + i * sc * elementSizes[ctype]!, ctype, ldc, tf32: ex(h, compute) });
+        const status = run(h, { transa, transb, m, n, k, alpha, a: a + i * sa * elementSizes[atype]!, atype, lda, b: b + i * sb * elementSizes[btype]!, btype, ldb, beta, c: c + i * sc * elementSizes[ctype]!, ctype, ldc, tf32: ex(h, compute) });
         if (status !== 0) return status;
       }
       return 0;
@@ -197,7 +222,7 @@ export function fakeCublas(options: { version?: [number, number, number]; log?: 
       const table = (ptr: Pointer) => Array.from(new BigUint64Array(nativeView(ptr, count * 8)), Number);
       const [a, b, c] = [table(as), table(bs), table(cs)];
       for (let i = 0; i < count; i++) {
-        const status = run({ transa, transb, m, n, k, alpha, a: a[i]!, atype, lda, b: b[i]!, btype, ldb, beta, c: c[i]!, ctype, ldc, tf32: ex(h, compute) });
+        const status = run(h, { transa, transb, m, n, k, alpha, a: a[i]!, atype, lda, b: b[i]!, btype, ldb, beta, c: c[i]!, ctype, ldc, tf32: ex(h, compute) });
         if (status !== 0) return status;
       }
       return 0;
@@ -205,11 +230,11 @@ export function fakeCublas(options: { version?: [number, number, number]; log?: 
   };
   const symbols = recordingSymbols<CublasSymbols>("libcublas", implementation as never, { calls, failNext, log: options.log });
   const lt: FakeLtState = { handles: new Set(), descriptors: new Map(), algorithms: 1, workspaceWanted: 4096 };
-  const ltSymbols = recordingSymbols<CublasLtSymbols>("libcublasLt", fakeLtImplementation(lt, [major, minor, patch], () => next++) as never, { calls, failNext, log: options.log });
+  const ltSymbols = recordingSymbols<CublasLtSymbols>("libcublasLt", fakeLtImplementation(lt, [major, minor, patch], () => next++, enqueue) as never, { calls, failNext, log: options.log });
   return { api: { path: "/fake/libcublas.so.13", symbols }, ltApi: { path: "/fake/libcublasLt.so.13", symbols: ltSymbols }, calls, handles, lt, failNext };
 }
 
-function fakeLtImplementation(lt: FakeLtState, version: readonly number[], nextAddress: () => Pointer): Record<string, (...args: never[]) => unknown> {
+function fakeLtImplementation(lt: FakeLtState, version: readonly number[], nextAddress: () => Pointer, enqueue: Enqueue): Record<string, (...args: never[]) => unknown> {
   const writePointer = (out: ArrayBufferView, value: Pointer) => void (new BigUint64Array(out.buffer, out.byteOffset, 1)[0] = BigInt(value));
   const make = (out: ArrayBufferView, descriptor: LtDescriptor) => {
     const ptr = nextAddress();
@@ -274,7 +299,7 @@ function fakeLtImplementation(lt: FakeLtState, version: readonly number[], nextA
       writeStructAt(cublasLtMatmulHeuristicResult, results, { algo: { data }, workspaceSize, state: 0, wavesCount: 0.01 });
       return 0;
     },
-    cublasLtMatmul: (h: Pointer, descPtr: Pointer, alpha: Pointer, a: Pointer, aPtr: Pointer, b: Pointer, bPtr: Pointer, beta: Pointer, c: Pointer, cPtr: Pointer, d: Pointer, dPtr: Pointer, algo: Pointer, workspace: Pointer, workspaceBytes: number) => {
+    cublasLtMatmul: (h: Pointer, descPtr: Pointer, alpha: Pointer, a: Pointer, aPtr: Pointer, b: Pointer, bPtr: Pointer, beta: Pointer, c: Pointer, cPtr: Pointer, d: Pointer, dPtr: Pointer, algo: Pointer, workspace: Pointer, workspaceBytes: number, stream: Pointer) => {
       const desc = find(descPtr, "matmul");
       const [la, lb, lc, ld] = [find(aPtr, "layout"), find(bPtr, "layout"), find(cPtr, "layout"), find(dPtr, "layout")];
       if (!lt.handles.has(h) || !desc || !la || !lb || !lc || !ld || algo === 0) return invalidValue;
@@ -291,7 +316,8 @@ function fakeLtImplementation(lt: FakeLtState, version: readonly number[], nextA
       const aShape = desc.transa === 0 ? [m, k] : [k, m];
       const bShape = desc.transb === 0 ? [k, n] : [n, k];
       if (la.rows !== aShape[0] || la.cols !== aShape[1] || lb.rows !== bShape[0] || lb.cols !== bShape[1]) return invalidValue;
-      return run({ transa: desc.transa, transb: desc.transb, m, n, k, alpha, a, atype: la.type, lda: la.ld, b, btype: lb.type, ldb: lb.ld, beta, c, ctype: lc.type, ldc: lc.ld, tf32: desc.compute === 77 });
+      // The descriptor's pointer mode is never set: host scalars (CUBLASLT_POINTER_MODE_HOST).
+      return submit({ transa: desc.transa, transb: desc.transb, m, n, k, alpha, a, atype: la.type, lda: la.ld, b, btype: lb.type, ldb: lb.ld, beta, c, ctype: lc.type, ldc: lc.ld, tf32: desc.compute === 77 }, stream, enqueue);
     },
   };
 }
@@ -299,22 +325,24 @@ function fakeLtImplementation(lt: FakeLtState, version: readonly number[], nextA
 /**
  * The fake libcudart plus what Matrix copies and pitched pools need: cudaMemcpy2DAsync,
  * cudaMemset2DAsync and cudaMallocPitch over host memory (pitch: the width rounded up to 512
- * bytes, as cudaDevAttrTexturePitchAlignment answers here), recorded in the same call list.
+ * bytes, as cudaDevAttrTexturePitchAlignment answers here), recorded in the same call list and
+ * submitted to their stream like the fake's own copies.
  */
 export function fakeCudartWith2D(options: Parameters<typeof fakeCudart>[0] = {}) {
   const fake = fakeCudart(options);
   const base = fake.runtime.api;
   const alignment = 512;
-  const rows = (name: string, height: number, each: (row: number) => void) => {
+  const rows = (name: string, stream: Pointer, height: number, each: (row: number) => void) => {
     fake.calls.push(name);
-    for (let row = 0; row < height; row++) each(row);
-    return 0;
+    return fake.enqueue(stream, () => {
+      for (let row = 0; row < height; row++) each(row);
+    });
   };
   const extra: Record<string, (...args: never[]) => number> = {
-    cudaMemcpy2DAsync: (dst: Pointer, dpitch: number, src: Pointer, spitch: number, width: number, height: number) =>
-      rows("cudaMemcpy2DAsync", height, (row) => new Uint8Array(nativeView(dst + row * dpitch, width)).set(new Uint8Array(nativeView(src + row * spitch, width)))),
-    cudaMemset2DAsync: (ptr: Pointer, pitch: number, value: number, width: number, height: number) =>
-      rows("cudaMemset2DAsync", height, (row) => new Uint8Array(nativeView(ptr + row * pitch, width)).fill(value)),
+    cudaMemcpy2DAsync: (dst: Pointer, dpitch: number, src: Pointer, spitch: number, width: number, height: number, _kind: number, stream: Pointer) =>
+      rows("cudaMemcpy2DAsync", stream, height, (row) => new Uint8Array(nativeView(dst + row * dpitch, width)).set(new Uint8Array(nativeView(src + row * spitch, width)))),
+    cudaMemset2DAsync: (ptr: Pointer, pitch: number, value: number, width: number, height: number, stream: Pointer) =>
+      rows("cudaMemset2DAsync", stream, height, (row) => new Uint8Array(nativeView(ptr + row * pitch, width)).fill(value)),
     cudaMallocPitch: (out: ArrayBufferView, pitchOut: ArrayBufferView, width: number, height: number) => {
       const pitch = Math.ceil(width / alignment) * alignment;
       new BigUint64Array(pitchOut.buffer, pitchOut.byteOffset, 1)[0] = BigInt(pitch);
@@ -325,13 +353,14 @@ export function fakeCudartWith2D(options: Parameters<typeof fakeCudart>[0] = {})
   };
   const symbols = new Proxy(base.symbols, { get: (target, name: string) => extra[name] ?? target[name as keyof typeof target] });
   const api: CudartApi = { ...base, symbols };
-  return { ...fake, runtime: new CudaRuntime(api) };
+  // The fake with this runtime; the rest, its live getters included, is the fake's own.
+  return Object.create(fake, { runtime: { value: new CudaRuntime(api) } }) as FakeCudart;
 }
 
-/** A context on the fake libcudart (with 2D copies) and a fake libcublas/libcublasLt logging into its call list; dispose it to dispose the context. */
-export function fakeCublasSetup(options: { version?: [number, number, number] } = {}) {
-  const cuda = fakeCudartWith2D();
-  const cublas = fakeCublas({ ...options, log: cuda.calls });
+/** A context on the fake libcudart (with 2D copies; `deferred` as there) and a fake libcublas/libcublasLt logging into its call list and working on its streams; dispose it to dispose the context. */
+export function fakeCublasSetup(options: { version?: [number, number, number]; deferred?: boolean } = {}) {
+  const cuda = fakeCudartWith2D({ deferred: options.deferred });
+  const cublas = fakeCublas({ version: options.version, log: cuda.calls, enqueue: cuda.enqueue });
   const context = CudaContext.create({ runtime: cuda.runtime });
   return { cuda, cublas, context, [Symbol.dispose]: () => context.dispose() };
 }

@@ -2,13 +2,14 @@
 // cublas-scenarios.ts against a float64 reference on fresh random data with poisoned outputs,
 // for sizes 1, 17, 255, 1000 and 1023 in every mode, transposes and layouts, sub-views of
 // pitched matrices (pitch ≠ width), strided and pointer-array batches, and tf32 in effect; the
-// single GEMMs both through cuBLAS calls and prepared for cuBLASLt (also reused on other matrices).
+// single GEMMs both through cuBLAS calls and prepared for cuBLASLt (also reused on other matrices,
+// and captured into CUDA graphs that are launched repeatedly on new operand contents).
 import assert from "node:assert/strict";
 import { test } from "../harness.ts";
 import { CublasHandle, CudaContext, Matrix, PitchedPool, cudaRuntime, loadCublas } from "../../src/cuda/index.ts";
 import { probeGpu } from "./gpu-probe.ts";
 import { randomMatrix } from "./cublas-reference.ts";
-import { assertOutsideUntouched, assertProduct, checkGemm, checkPointerBatched, checkPreparedReuse, checkStridedBatched, modeTypes, modes } from "./cublas-scenarios.ts";
+import { assertOutsideUntouched, assertProduct, callGemm, checkCapturedGemm, checkGemm, checkPointerBatched, checkPreparedReuse, checkStridedBatched, modeTypes, modes } from "./cublas-scenarios.ts";
 
 function probeCublas(): string | undefined {
   const gpu = probeGpu().reason;
@@ -52,6 +53,16 @@ for (const mode of modes) {
     checkPreparedReuse(context, handle, mode, 255, 17, 1000);
   }, slow);
 
+  test(`${mode} captured (CUDA graphs), prepared and called: launches match the float64 reference, pick up new operand contents, keep alpha, add up with beta = 1 (64³ and 255×1000·1000×17)`, () => {
+    using context = CudaContext.create();
+    using stream = context.createStream({ nonBlocking: true });
+    using handle = CublasHandle.create(context, { stream, workspace: 32 * 2 ** 20 });
+    for (const via of ["prepared", "call"] as const) {
+      checkCapturedGemm(context, handle, mode, 64, 64, 64, via);
+      checkCapturedGemm(context, handle, mode, 255, 17, 1000, via);
+    }
+  }, slow);
+
   test(`${mode}: strided batches (packed with gaps, shared B) and pointer-array batches of sub-views`, () => {
     using context = CudaContext.create();
     using stream = context.createStream();
@@ -87,8 +98,7 @@ test("sub-matrices of pitched matrices (pitch ≠ width, operands 2- or 4-byte a
       if (via === "prepared") {
         using gemm = handle.prepareGemm(a, b, c);
         gemm.run();
-      } else if (input === "f32") handle.gemm(a, b, c);
-      else handle.gemmEx(a, b, c);
+      } else callGemm(handle, a, b, c);
       const what = `${mode} pitched, ${via}`;
       assertProduct(c.download(), { a: hostA, b: hostB, m, n, k, mode }, what);
       assertOutsideUntouched(bigC, [c], what);

@@ -2,7 +2,8 @@
 // descriptor, attribute size, layout against the transposes, workspace and alignment the chosen
 // algorithm needs, and computes the reference GEMM. Checks the struct layouts of cublasLt.h, the
 // numerics of every mode, layout and transpose, that a run is one cublasLtMatmul on the handle's
-// stream and workspace, reuse on other matrices, every validation error, and disposal.
+// stream and workspace, reuse on other matrices, every validation error, and disposal; and
+// prepared GEMMs captured into CUDA graphs (the fake computes a GEMM as work of its stream).
 import assert from "node:assert/strict";
 import { test } from "../harness.ts";
 import { DisposedError } from "../../src/ffi/index.ts";
@@ -11,6 +12,7 @@ import {
   CublasHandle,
   CudaArgumentError,
   CudaCompatibilityError,
+  CudaContext,
   CudaStateError,
   Matrix,
   cublasLtMatmulAlgo,
@@ -18,7 +20,7 @@ import {
   cublasLtSpecFor,
 } from "../../src/cuda/index.ts";
 import { fakeCublas, fakeCublasSetup as setup } from "./cublas-fake.ts";
-import { checkGemm, checkPreparedReuse, modes } from "./cublas-scenarios.ts";
+import { checkCapturedGemm, checkGemm, checkPreparedReuse, modes } from "./cublas-scenarios.ts";
 
 const offsets = (type: { layout: readonly { name: string; offset: number }[] }) => Object.fromEntries(type.layout.map((f) => [f.name, f.offset]));
 
@@ -47,14 +49,21 @@ test("prepared GEMMs on the reference fake: every mode, layout, transpose and pa
   assert.equal(env.cublas.lt.descriptors.size, 0, "every descriptor destroyed");
 });
 
-test("run() is one cublasLtMatmul on the handle's current stream and workspace, and nothing else", () => {
-  using env = setup();
-  using stream = env.context.createStream();
-  using other = env.context.createStream();
-  using handle = CublasHandle.create(env.context, { api: env.cublas.api, ltApi: env.cublas.ltApi, stream, workspace: 1 << 20 });
-  using a = Matrix.alloc(env.context, 4, 4);
-  using c = Matrix.alloc(env.context, 4, 4);
+/** Two streams, a handle on the first with a 1 MiB workspace, a 4×4 A holding 0…15 and a 4×4 C; disposing it disposes the context, which frees them all. */
+function squareSetup() {
+  const env = setup();
+  const stream = env.context.createStream();
+  const other = env.context.createStream();
+  const handle = CublasHandle.create(env.context, { api: env.cublas.api, ltApi: env.cublas.ltApi, stream, workspace: 1 << 20 });
+  const a = Matrix.alloc(env.context, 4, 4);
+  const c = Matrix.alloc(env.context, 4, 4);
   a.upload(Float32Array.from({ length: 16 }, (_, i) => i));
+  return { ...env, stream, other, handle, a, c };
+}
+
+test("run() is one cublasLtMatmul on the handle's current stream and workspace, and nothing else", () => {
+  using env = squareSetup();
+  const { stream, other, handle, a, c } = env;
   using gemm = handle.prepareGemm(a, a, c, { alpha: 2 });
   assert.equal(gemm.workspaceBytes, 4096, "the fake's algorithm asks for 4096 bytes of the 1 MiB allowed");
   const log = env.cuda.calls;
@@ -170,4 +179,76 @@ test("libcublasLt: found beside libcublas first, of libcublas's major version, c
   using a = Matrix.alloc(env.context, 2, 2);
   assert.throws(() => handle.prepareGemm(a, a, a), (e: Error) => e instanceof CudaCompatibilityError && /libcublasLt 12\.9\.1 \(\/fake\/libcublasLt\.so\.13\) belongs to CUDA 12, but the loaded libcudart is CUDA 13\.0 .*GPUFFI_CUBLASLT/.test(e.message));
   assert.equal(old.lt.handles.size, 0);
+});
+
+test("captured GEMMs (prepared, and gemm/gemmEx in CudaGraph.capture) in every mode: computed only by launches, from the operands' contents then, alpha as captured, N launches add N products", () => {
+  using env = setup();
+  using stream = env.context.createStream({ nonBlocking: true });
+  using handle = CublasHandle.create(env.context, { api: env.cublas.api, ltApi: env.cublas.ltApi, stream, workspace: 1 << 16 });
+  for (const mode of modes) {
+    for (const via of ["prepared", "call"] as const) {
+      checkCapturedGemm(env.context, handle, mode, 17, 9, 5, via);
+      checkCapturedGemm(env.context, handle, mode, 1, 1, 1, via);
+    }
+  }
+  assert.equal(env.cuda.graphExecs.size, 0);
+});
+
+test("capture() records one cublasLtMatmul on the given stream; a launch is one cudaGraphLaunch, deferred like other stream work", () => {
+  using env = squareSetup();
+  const { stream, other, handle, a, c } = env;
+  using gemm = handle.prepareGemm(a, a, c);
+  const log = env.cuda.calls;
+  let before = log.length;
+  using graph = gemm.capture(other);
+  assert.deepEqual(log.slice(before), ["cudaStreamBeginCapture", "cublasLtMatmul", "cudaStreamEndCapture", "cudaGraphInstantiateWithFlags", "cudaGraphDestroy"]);
+  assert.equal(env.cublas.calls.at(-1)!.args[15], other.handle, "cublasLtMatmul on the capture stream");
+  assert.equal(graph.stream, other);
+  before = log.length;
+  graph.launch();
+  graph.launch(stream);
+  assert.deepEqual(log.slice(before), ["cudaGraphLaunch", "cudaGraphLaunch"]);
+  assert.deepEqual(c.download({ stream }), (() => {
+    gemm.run();
+    return c.download({ stream });
+  })(), "the graph computes what run() computes");
+
+  using deferred = setup({ deferred: true });
+  using lazyStream = deferred.context.createStream();
+  using lazyHandle = CublasHandle.create(deferred.context, { api: deferred.cublas.api, ltApi: deferred.cublas.ltApi, stream: lazyStream });
+  using x = Matrix.alloc(deferred.context, 2, 2);
+  using y = Matrix.alloc(deferred.context, 2, 2);
+  x.upload(new Float32Array([1, 2, 3, 4]), { stream: lazyStream });
+  using lazy = lazyHandle.prepareGemm(x, x, y).capture();
+  lazy.launch();
+  assert.equal(deferred.cuda.queuedOperations, 1, "the launch waits in the stream's queue");
+  assert.deepEqual([...y.download({ stream: lazyStream })], [7, 10, 15, 22]);
+});
+
+test("capture() refuses the legacy default stream and other devices' streams; a launch is refused once a matrix or the workspace is gone", () => {
+  using env = setup();
+  using stream = env.context.createStream();
+  using handle = CublasHandle.create(env.context, { api: env.cublas.api, ltApi: env.cublas.ltApi, workspace: 1 << 16 });
+  using a = Matrix.alloc(env.context, 4, 4);
+  const c = Matrix.alloc(env.context, 4, 4);
+  const gemm = handle.prepareGemm(a, a, c);
+  assert.throws(() => gemm.capture(), (e: Error) => e instanceof CudaArgumentError && /PreparedGemm\.capture: the handle queues on the legacy default stream, which CUDA cannot capture; pass a stream, or give the handle one/.test(e.message));
+  assert.throws(() => gemm.capture(null as never), /PreparedGemm\.capture: expected a CudaStream, got null/);
+  using gpu1 = CudaContext.create({ runtime: env.cuda.runtime, device: 1 });
+  using foreign = gpu1.createStream();
+  assert.throws(() => gemm.capture(foreign), /PreparedGemm\.capture: the stream belongs to device 1, but the operation is on device 0/);
+  assert.ok(!env.cuda.calls.includes("cudaStreamBeginCapture"));
+
+  using graph = gemm.capture(stream);
+  gemm.dispose();
+  graph.launch();
+  handle.setWorkspace(1 << 17);
+  assert.throws(() => graph.launch(), (e: Error) => e instanceof CudaStateError && /uses a DeviceBuffer that is disposed/.test(e.message), "the owned workspace was freed by setWorkspace");
+  using prepared = handle.prepareGemm(a, a, c);
+  using again = prepared.capture(stream);
+  again.launch();
+  c.dispose();
+  assert.throws(() => again.launch(), CudaStateError);
+  assert.throws(() => gemm.capture(stream), DisposedError);
+  assert.equal(env.cuda.graphExecs.size, 2, "no graph left by the failed capture");
 });

@@ -4,7 +4,7 @@
 // then checks that every element of C was written, no byte outside C was, and the relative
 // Frobenius error against a float64 reference is within the tolerance of the mode.
 import assert from "node:assert/strict";
-import { type CublasHandle, type CudaContext, type DeviceBuffer, Matrix, type MatrixDtype, type MatrixLayout } from "../../src/cuda/index.ts";
+import { type CublasHandle, type CudaContext, CudaGraph, type DeviceBuffer, type GemmOptions, Matrix, type MatrixDtype, type MatrixLayout } from "../../src/cuda/index.ts";
 import { firstNonFinite, randomMatrix, relativeError, roundTo, sampleRows, transpose } from "./cublas-reference.ts";
 
 export type Mode = "f32" | "tf32" | "f16" | "bf16" | "f16→f32" | "bf16→f32";
@@ -109,6 +109,12 @@ export function assertProduct(out: Float32Array, p: Product, what: string): numb
   return error;
 }
 
+/** The GEMM call for the operands' type: gemm (cublasSgemm; tf32 by the math mode) for f32, gemmEx for f16/bf16. */
+export function callGemm(handle: CublasHandle, a: Matrix, b: Matrix, c: Matrix, options?: GemmOptions): void {
+  if (a.dtype === "f32") handle.gemm(a, b, c, options);
+  else handle.gemmEx(a, b, c, options);
+}
+
 /** Runs one GEMM case through `handle` and returns its relative error (after asserting everything). */
 export function checkGemm(context: CudaContext, handle: CublasHandle, c: GemmCase): number {
   const what = describeCase(c);
@@ -128,8 +134,7 @@ export function checkGemm(context: CudaContext, handle: CublasHandle, c: GemmCas
     if (c.via === "prepared") {
       using gemm = handle.prepareGemm(sa.operand, sb.operand, sc.matrix, options);
       gemm.run();
-    } else if (c.mode === "f32" || c.mode === "tf32") handle.gemm(sa.operand, sb.operand, sc.matrix, options);
-    else handle.gemmEx(sa.operand, sb.operand, sc.matrix, options);
+    } else callGemm(handle, sa.operand, sb.operand, sc.matrix, options);
     const error = assertProduct(sc.matrix.download({ stream: handle.stream }), { a, b, m: c.m, n: c.n, k: c.k, mode: c.mode, alpha: options.alpha, beta, c0: c0 && roundTo(output, c0) }, what);
     assertOutsideUntouched(sc.buffer, [sc.matrix], what);
     return error;
@@ -244,5 +249,65 @@ export function checkPreparedReuse(context: CudaContext, handle: CublasHandle, m
     return gemm.workspaceBytes;
   } finally {
     for (const set of sets) for (const s of [set.sa, set.sb, set.sc]) s.buffer.dispose();
+  }
+}
+
+/**
+ * A GEMM captured into a CUDA graph on the handle's stream (A row-major, B column-major, C
+ * row-major, padded ld) and launched repeatedly, prepared (`PreparedGemm.capture`) or called
+ * (gemm/gemmEx inside `CudaGraph.capture`), each run once eagerly before its capture (as CUDA
+ * graphs are best captured: warm): nothing is computed at capture (C keeps its poison); an eager
+ * run with alpha = 3 after the capture leaves the graph's alpha at 1 (cuBLAS captures host-mode
+ * scalars by value, and both paths reuse one host slot for them); each launch computes C from
+ * what A and B hold then, new operands uploaded into the same memory between launches; nothing
+ * outside C is written; and with beta = 1, four launches add four products.
+ */
+export function checkCapturedGemm(context: CudaContext, handle: CublasHandle, mode: Mode, m: number, n: number, k: number, via: "prepared" | "call"): void {
+  const what = `captured ${via} ${mode} ${m}×${k}·${k}×${n}`;
+  const { input, output } = modeTypes(mode);
+  const sa = allocMatrix(context, m, k, input, "row", 3);
+  const sb = allocMatrix(context, k, n, input, "col", 1);
+  const sc = allocMatrix(context, m, n, output, "row", 2);
+  const [a, b, c] = [sa.matrix, sb.matrix, sc.matrix];
+  const stream = handle.stream!;
+  /** The GEMM with this beta, run once and then captured, and an eager run of it with another alpha; C is poisoned again before the capture. */
+  const capture = (beta: number) => {
+    const prepared = via === "prepared" ? handle.prepareGemm(a, b, c, { beta }) : undefined;
+    const eager = (alpha: number) => {
+      if (!prepared) return callGemm(handle, a, b, c, { alpha, beta });
+      prepared.alpha = alpha;
+      prepared.run();
+    };
+    eager(1);
+    sc.buffer.fill(0xff, { stream });
+    const graph = prepared?.capture() ?? CudaGraph.capture(stream, () => callGemm(handle, a, b, c, { beta }), { uses: [sa.buffer, sb.buffer, sc.buffer] });
+    return { graph, eager, [Symbol.dispose]: () => (graph.dispose(), prepared?.dispose()) };
+  };
+  try {
+    handle.setMathMode(mode === "tf32" ? "tf32" : "default");
+    const operands = () => {
+      const hostA = randomMatrix(m, k, input);
+      const hostB = randomMatrix(k, n, input);
+      a.upload(hostA, { stream });
+      b.upload(hostB, { stream });
+      return { a: hostA, b: hostB, m, n, k, mode };
+    };
+    let product = operands();
+    using single = capture(0);
+    assert.ok(c.download({ stream }).every(Number.isNaN), `${what}: C was written at capture`);
+    single.eager(3);
+    assertProduct(c.download({ stream }), { ...product, alpha: 3 }, `${what}, an eager run with alpha 3 after the capture`);
+    for (let launch = 1; launch <= 3; launch++) {
+      if (launch > 1) product = operands();
+      single.graph.launch();
+      assertProduct(c.download({ stream }), product, `${what}, launch ${launch} (alpha 1, as captured)`);
+    }
+    assertOutsideUntouched(sc.buffer, [c], what);
+    using sum = capture(1);
+    sc.buffer.fill(0, { stream });
+    for (let launch = 0; launch < 4; launch++) sum.graph.launch();
+    assertProduct(c.download({ stream }), { ...product, alpha: 4 }, `${what}, four launches with beta = 1`);
+  } finally {
+    for (const s of [sa, sb, sc]) s.buffer.dispose();
   }
 }

@@ -20,7 +20,7 @@ import {
 } from "../../src/cuda/index.ts";
 import { fakeCublasSetup as setup } from "./cublas-fake.ts";
 import { randomMatrix, relativeError, sampleRows } from "./cublas-reference.ts";
-import { allocMatrix, assertOutsideUntouched, checkGemm, checkPointerBatched, checkStridedBatched, modeTypes, modes, tolerance } from "./cublas-scenarios.ts";
+import { allocMatrix, assertOutsideUntouched, callGemm, checkGemm, checkPointerBatched, checkStridedBatched, modeTypes, modes, tolerance } from "./cublas-scenarios.ts";
 
 const gemmCalls = (names: readonly { name: string }[]) => names.filter((c) => /gemm/i.test(c.name)).length;
 
@@ -267,8 +267,7 @@ test("pitched sub-views (Matrix.fromPitched): ld from the pitch, numerics, nothi
     a.upload(hostA);
     b.upload(hostB);
     handle.setMathMode(mode === "tf32" ? "tf32" : "default");
-    if (input === "f32") handle.gemm(a, b, c);
-    else handle.gemmEx(a, b, c);
+    callGemm(handle, a, b, c);
     const error = relativeError(c.download(), hostA, hostB, m, n, k, sampleRows(m, n, k));
     assert.ok(error < tolerance[mode], `${mode}: relative error ${error}`);
     assertOutsideUntouched(bigC, [c], mode);

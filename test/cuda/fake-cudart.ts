@@ -9,6 +9,16 @@
 // cudaHostRegister keeps a list of registered ranges (whole pages, as CUDA pins them); a queued
 // copy from a range that was unregistered before it ran reads nothing and is listed in `faults`
 // (its memory may be unmapped by then: reading it could crash the test).
+// Stream capture: while a stream captures, the work submitted to it is recorded into a graph
+// instead of queued; cudaGraphLaunch submits what the graph recorded as one operation of the
+// launch stream, so deferred mode defers a launch like a copy. What the CUDA programming guide
+// calls invalid during capture fails as CUDA fails it and invalidates the capture, whose end then
+// returns cudaErrorStreamCaptureInvalidated and no graph: waiting for or querying the capturing
+// stream (cudaErrorStreamCaptureUnsupported), the device while any stream captures
+// (cudaDeviceSynchronize, cudaFree), copying from it into pageable JS memory, allocating while a
+// capture not in mode relaxed is active, and using the legacy default stream while a blocking
+// stream captures (cudaErrorStreamCaptureImplicit). Event records, stream-ordered allocations and
+// copies from pageable JS memory on a capturing stream are not modelled: they throw.
 import { HostMemory, nativeView, type Pointer } from "../../src/ffi/index.ts";
 import { type CudartApi, CudaRuntime } from "../../src/cuda/index.ts";
 
@@ -30,6 +40,16 @@ export interface FakeCudart {
   readonly liveRegistrations: number;
   /** What a GPU would have done wrong: copies from host memory unregistered before they ran. */
   readonly faults: string[];
+  /**
+   * Submits stream-ordered work as the fake's own copies do: run now, queued (deferred), or
+   * recorded while `stream` captures; returns the cudaError_t of the submission. For fakes of
+   * libraries that work on its streams (cuBLAS).
+   */
+  enqueue(stream: Pointer, op: () => void): number;
+  /** Graphs from cudaStreamEndCapture not yet destroyed (cudaGraph_t → their operations). */
+  readonly graphs: ReadonlyMap<Pointer, readonly (() => void)[]>;
+  /** Executable graphs not yet destroyed (cudaGraphExec_t → their operations). */
+  readonly graphExecs: ReadonlyMap<Pointer, readonly (() => void)[]>;
 }
 
 export interface HostRegistration {
@@ -54,8 +74,27 @@ export interface FakeCudartOptions {
 
 const hostPage = 4096;
 const cudaHostRegisterReadOnly = 0x08;
+const cudaStreamNonBlocking = 0x01;
+// cudaStreamCaptureModeRelaxed: the capture forbids no potentially unsafe call (cudaMalloc).
+const captureModeRelaxed = 2;
+// cudaError_t (driver_types.h).
+const invalidValue = 1;
+const invalidResourceHandle = 400;
+const illegalState = 401;
+const captureUnsupported = 900;
+const captureInvalidated = 901;
+const captureImplicit = 906;
 
-const errorNames: Record<number, string> = { 0: "cudaSuccess", 1: "cudaErrorInvalidValue", 2: "cudaErrorMemoryAllocation", 12: "cudaErrorInvalidPitchValue", 100: "cudaErrorNoDevice", 600: "cudaErrorNotReady", 700: "cudaErrorIllegalAddress", 712: "cudaErrorHostMemoryAlreadyRegistered", 713: "cudaErrorHostMemoryNotRegistered", 801: "cudaErrorNotSupported" };
+const errorNames: Record<number, string> = { 0: "cudaSuccess", 1: "cudaErrorInvalidValue", 2: "cudaErrorMemoryAllocation", 12: "cudaErrorInvalidPitchValue", 100: "cudaErrorNoDevice", 400: "cudaErrorInvalidResourceHandle", 401: "cudaErrorIllegalState", 600: "cudaErrorNotReady", 700: "cudaErrorIllegalAddress", 712: "cudaErrorHostMemoryAlreadyRegistered", 713: "cudaErrorHostMemoryNotRegistered", 801: "cudaErrorNotSupported", 900: "cudaErrorStreamCaptureUnsupported", 901: "cudaErrorStreamCaptureInvalidated", 906: "cudaErrorStreamCaptureImplicit" };
+
+/** A capture in progress: the work recorded so far, and whether a call CUDA refuses during capture has invalidated it. */
+interface Capture {
+  readonly ops: (() => void)[];
+  readonly mode: number;
+  /** The stream is not cudaStreamNonBlocking, so the legacy default stream may not be used while it captures. */
+  readonly blocking: boolean;
+  invalidated: boolean;
+}
 
 export function fakeCudart(options: FakeCudartOptions = {}): FakeCudart {
   const calls: string[] = [];
@@ -80,7 +119,36 @@ export function fakeCudart(options: FakeCudartOptions = {}): FakeCudart {
   };
   // The legacy default stream orders with the others: its work waits for theirs and theirs for its.
   const waitFor = (stream: Pointer) => (stream === 0 ? runAll() : (runStream(0), runStream(stream)));
+  const captures = new Map<Pointer, Capture>();
+  const nonBlockingStreams = new Set<Pointer>();
+  const graphs = new Map<Pointer, readonly (() => void)[]>();
+  const graphExecs = new Map<Pointer, readonly (() => void)[]>();
+  /** Invalidates the captures `hit` and returns `status`; 0 when there are none. */
+  const refuse = (hit: readonly Capture[], status: number) => {
+    for (const capture of hit) capture.invalidated = true;
+    return hit.length === 0 ? 0 : status;
+  };
+  /** Waiting for (or querying) `stream`, or work on the legacy stream, against the captures in progress. */
+  const conflictOn = (stream: Pointer) =>
+    stream === 0
+      ? refuse([...captures.values()].filter((capture) => capture.blocking), captureImplicit)
+      : refuse(captures.has(stream) ? [captures.get(stream)!] : [], captureUnsupported);
+  /** A call that waits for the whole device: it conflicts with every capture. */
+  const deviceWide = () => refuse([...captures.values()], captureUnsupported);
+  /** A potentially unsafe call (an allocation): refused by every capture not in mode relaxed. */
+  const unsafe = () => refuse([...captures.values()].filter((capture) => capture.mode !== captureModeRelaxed), captureUnsupported);
+  const unmodelled = (stream: Pointer, what: string) => {
+    if (captures.has(stream)) throw new Error(`the fake libcudart does not model ${what} on a capturing stream`);
+  };
   const enqueue = (stream: Pointer, op: () => void) => {
+    const capture = captures.get(stream);
+    if (capture) {
+      if (capture.invalidated) return captureInvalidated;
+      capture.ops.push(op);
+      return 0;
+    }
+    const conflict = stream === 0 ? conflictOn(0) : 0;
+    if (conflict !== 0) return conflict;
     if (!options.deferred) return (op(), 0);
     if (stream === 0) runAll();
     else runStream(0);
@@ -109,14 +177,13 @@ export function fakeCudart(options: FakeCudartOptions = {}): FakeCudart {
   const writeInt = (out: ArrayBufferView | null, value: number) => {
     new Int32Array(out!.buffer, out!.byteOffset, 1)[0] = value;
   };
-  const alloc = (out: ArrayBufferView | null, size: number) => {
+  const allocate = (out: ArrayBufferView | null, size: number) => {
     const memory = HostMemory.alloc(size);
     live.set(memory.ptr, memory);
     writeOut(out, memory.ptr);
     return 0;
   };
-  const free = (ptr: Pointer) => {
-    // cudaFree and cudaFreeHost wait for the device first.
+  const release = (ptr: Pointer) => {
     runAll();
     const memory = live.get(ptr);
     if (!memory) return 1;
@@ -124,6 +191,9 @@ export function fakeCudart(options: FakeCudartOptions = {}): FakeCudart {
     memory.dispose();
     return 0;
   };
+  const alloc = (out: ArrayBufferView | null, size: number) => unsafe() || allocate(out, size);
+  // cudaFree and cudaFreeHost wait for the device first.
+  const free = (ptr: Pointer) => deviceWide() || release(ptr);
   const handle = (out: ArrayBufferView | null) => {
     const h = nextHandle++;
     handles.add(h);
@@ -196,28 +266,68 @@ export function fakeCudart(options: FakeCudartOptions = {}): FakeCudart {
     cudaDriverGetVersion: (out: ArrayBufferView) => (writeInt(out, options.driverVersion ?? 13000), 0),
     cudaGetDeviceCount: (out: ArrayBufferView) => ((options.devices ?? 2) === 0 ? 100 : (writeInt(out, options.devices ?? 2), 0)),
     cudaSetDevice: () => 0,
-    cudaDeviceSynchronize: () => (runAll(), 0),
+    cudaDeviceSynchronize: () => deviceWide() || (runAll(), 0),
     cudaGetLastError: () => 0,
     // cudaDevAttrTexturePitchAlignment (51) and HostRegisterReadOnlySupported (113); every other attribute reads 0.
     cudaDeviceGetAttribute: (out: ArrayBufferView, attribute: number) => (writeInt(out, attribute === 51 ? pitchAlignment : attribute === 113 ? Number(readOnlyRegister) : 0), 0),
     cudaMemGetInfo: (free: ArrayBufferView, total: ArrayBufferView) => (writeOut(free, options.freeMemory ?? 2 ** 30), writeOut(total, 2 ** 31), 0),
     cudaMalloc: alloc,
-    cudaMallocAsync: alloc,
+    cudaMallocAsync: (out: ArrayBufferView, size: number, stream: Pointer) => (unmodelled(stream, "cudaMallocAsync"), allocate(out, size)),
     cudaMallocManaged: alloc,
     cudaHostAlloc: alloc,
     cudaMallocPitch: mallocPitch,
     cudaFree: free,
-    cudaFreeAsync: free,
+    cudaFreeAsync: (ptr: Pointer, stream: Pointer) => (unmodelled(stream, "cudaFreeAsync"), release(ptr)),
     cudaFreeHost: free,
     cudaHostRegister: hostRegister,
     cudaHostUnregister: hostUnregister,
-    cudaStreamCreateWithFlags: handle,
+    cudaStreamCreateWithFlags: (out: ArrayBufferView, flags: number) => {
+      if (flags & cudaStreamNonBlocking) nonBlockingStreams.add(nextHandle);
+      return handle(out);
+    },
     cudaEventCreateWithFlags: handle,
     cudaStreamDestroy: destroy,
     cudaEventDestroy: destroy,
-    cudaStreamSynchronize: (stream: Pointer) => (waitFor(stream), 0),
-    cudaStreamQuery: (stream: Pointer) => (queueOf(stream).ops.length === 0 && (stream !== 0 || queueOf(0).ops.length === 0) ? 0 : 600),
-    cudaEventRecord: (event: Pointer, stream: Pointer) => (eventMarks.set(event, { stream, at: queueOf(stream).queued }), 0),
+    cudaStreamSynchronize: (stream: Pointer) => conflictOn(stream) || (waitFor(stream), 0),
+    cudaStreamQuery: (stream: Pointer) => conflictOn(stream) || (queueOf(stream).ops.length === 0 && (stream !== 0 || queueOf(0).ops.length === 0) ? 0 : 600),
+    cudaStreamBeginCapture: (stream: Pointer, mode: number) => {
+      // "Capture may not be initiated if stream is cudaStreamLegacy."
+      if (stream === 0) return captureUnsupported;
+      if (!handles.has(stream) || ![0, 1, 2].includes(mode)) return invalidValue;
+      if (captures.has(stream)) return illegalState;
+      captures.set(stream, { ops: [], mode, blocking: !nonBlockingStreams.has(stream), invalidated: false });
+      return 0;
+    },
+    cudaStreamEndCapture: (stream: Pointer, out: ArrayBufferView) => {
+      const capture = captures.get(stream);
+      if (!capture) return illegalState;
+      captures.delete(stream);
+      if (capture.invalidated) return (writeOut(out, 0), captureInvalidated);
+      const graph = nextHandle++;
+      graphs.set(graph, capture.ops);
+      writeOut(out, graph);
+      return 0;
+    },
+    // gpuffi instantiates with flags 0; the fake takes nothing else.
+    cudaGraphInstantiateWithFlags: (out: ArrayBufferView, graph: Pointer, flags: number | bigint) => {
+      const ops = graphs.get(graph);
+      if (!ops) return invalidResourceHandle;
+      if (BigInt(flags) !== 0n) return invalidValue;
+      const exec = nextHandle++;
+      graphExecs.set(exec, [...ops]);
+      writeOut(out, exec);
+      return 0;
+    },
+    cudaGraphLaunch: (exec: Pointer, stream: Pointer) => {
+      const ops = graphExecs.get(exec);
+      if (!ops) return invalidResourceHandle;
+      return enqueue(stream, () => {
+        for (const op of ops) op();
+      });
+    },
+    cudaGraphExecDestroy: (exec: Pointer) => (graphExecs.delete(exec) ? 0 : invalidResourceHandle),
+    cudaGraphDestroy: (graph: Pointer) => (graphs.delete(graph) ? 0 : invalidResourceHandle),
+    cudaEventRecord: (event: Pointer, stream: Pointer) => (unmodelled(stream, "cudaEventRecord"), eventMarks.set(event, { stream, at: queueOf(stream).queued }), 0),
     cudaEventQuery: (event: Pointer) => (eventDone(event) ? 0 : 600),
     cudaEventSynchronize: (event: Pointer) => {
       const mark = eventMarks.get(event);
@@ -252,11 +362,14 @@ export function fakeCudart(options: FakeCudartOptions = {}): FakeCudart {
     async: {},
     // From pageable JS memory: CUDA stages the bytes before returning, the device write is queued.
     copyToDevice: traced("cudaMemcpyAsync", (dst: Pointer, src: ArrayBufferView | null, n: number, _kind: number, stream: Pointer) => {
+      unmodelled(stream ?? 0, "a copy from pageable JS memory");
       const staged = bytesOf(src).slice(0, n);
       return enqueue(stream ?? 0, () => new Uint8Array(nativeView(dst, n)).set(staged));
     }),
     // Into pageable JS memory: returns once the data landed, after the stream's earlier work.
     copyToHost: traced("cudaMemcpyAsync", (dst: ArrayBufferView | null, src: Pointer, n: number, _kind: number, stream: Pointer) => {
+      const refused = conflictOn(stream ?? 0);
+      if (refused !== 0) return refused;
       waitFor(stream ?? 0);
       bytesOf(dst).set(new Uint8Array(nativeView(src, n)));
       return 0;
@@ -280,5 +393,8 @@ export function fakeCudart(options: FakeCudartOptions = {}): FakeCudart {
       return hostRegistrations.filter((r) => r.live).length;
     },
     faults,
+    enqueue,
+    graphs,
+    graphExecs,
   };
 }

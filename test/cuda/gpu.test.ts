@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "../harness.ts";
 import { CudaContext, CudaOutOfMemoryError } from "../../src/cuda/index.ts";
 import { probeGpu } from "./gpu-probe.ts";
+import { checkCaptureRefusesSync, checkGraphReplay } from "./graph-scenarios.ts";
 import { firstDifference, randomBytes } from "./random.ts";
 
 const gpu = probeGpu();
@@ -98,6 +99,13 @@ test("async copies through pinned memory on two streams ordered by an event", as
     uploaded.dispose();
   });
 }, { skip, timeout: 60_000 });
+
+test("CUDA graphs: a captured fill and copy run only when launched, in order, on any stream; a synchronize inside the capture is refused and named", () => {
+  withContext((context) => {
+    checkGraphReplay(context, 4 * MiB);
+    checkCaptureRefusesSync(context);
+  });
+}, { skip });
 
 test("managed memory: host view, prefetch to the device and back, advice", () => {
   withContext((context) => {
