@@ -15,7 +15,7 @@ export const cublasSpec: LibrarySpec = {
     "or set GPUFFI_CUBLAS to the libcublas.so file or its directory.",
 };
 
-export const cublasSymbols = defineSymbols({
+const cublasTable = {
   // cublasStatus_t cublasCreate_v2(cublasHandle_t* handle);
   cublasCreate_v2: { parameters: ["buffer"], result: "i32" },
   // cublasStatus_t cublasDestroy_v2(cublasHandle_t handle);
@@ -65,7 +65,8 @@ export const cublasSymbols = defineSymbols({
     parameters: ["ptr", "i32", "i32", "i32", "i32", "i32", "ptr", "ptr", "i32", "i32", "isize", "ptr", "i32", "i32", "isize", "ptr", "ptr", "i32", "i32", "isize", "i32", "i32", "i32"],
     result: "i32",
   },
-});
+} as const;
+export const cublasSymbols: typeof cublasTable = defineSymbols(cublasTable);
 
 /** cublasStatus_t (cublas_api.h). */
 export const CublasStatus = {

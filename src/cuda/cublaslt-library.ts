@@ -3,7 +3,7 @@
 // the enum values it passes. The descriptors (cublasLtMatmulDesc_t, cublasLtMatrixLayout_t,
 // cublasLtMatmulPreference_t) are made with the Create calls, never the Init ones: their opaque
 // sizes changed between CUDA 11 and 12, and only the library knows them.
-import { type LibrarySpec, defineStruct, defineSymbols } from "../ffi/index.ts";
+import { type LibrarySpec, type StructType, defineStruct, defineSymbols } from "../ffi/index.ts";
 import { cudaToolkitDirs } from "./cudart-library.ts";
 
 export const cublasLtSpec: LibrarySpec = {
@@ -17,20 +17,22 @@ export const cublasLtSpec: LibrarySpec = {
 };
 
 // typedef struct { uint64_t data[8]; } cublasLtMatmulAlgo_t;
-export const cublasLtMatmulAlgo = defineStruct("cublasLtMatmulAlgo_t", { data: { array: "u64", length: 8 } });
+const cublasLtMatmulAlgoFields = { data: { array: "u64", length: 8 } } as const;
+export const cublasLtMatmulAlgo: StructType<typeof cublasLtMatmulAlgoFields> = defineStruct("cublasLtMatmulAlgo_t", cublasLtMatmulAlgoFields);
 
 // typedef struct {
 //   cublasLtMatmulAlgo_t algo; size_t workspaceSize; cublasStatus_t state; float wavesCount; int reserved[4];
 // } cublasLtMatmulHeuristicResult_t;
-export const cublasLtMatmulHeuristicResult = defineStruct("cublasLtMatmulHeuristicResult_t", {
+const cublasLtMatmulHeuristicResultFields = {
   algo: cublasLtMatmulAlgo,
   workspaceSize: "usize",
   state: "i32",
   wavesCount: "f32",
   reserved: { array: "i32", length: 4 },
-});
+} as const;
+export const cublasLtMatmulHeuristicResult: StructType<typeof cublasLtMatmulHeuristicResultFields> = defineStruct("cublasLtMatmulHeuristicResult_t", cublasLtMatmulHeuristicResultFields);
 
-export const cublasLtSymbols = defineSymbols({
+const cublasLtTable = {
   // cublasStatus_t cublasLtCreate(cublasLtHandle_t* lightHandle);
   cublasLtCreate: { parameters: ["buffer"], result: "i32" },
   // cublasStatus_t cublasLtDestroy(cublasLtHandle_t lightHandle);
@@ -64,7 +66,8 @@ export const cublasLtSymbols = defineSymbols({
   //   cublasLtMatrixLayout_t Adesc, cublasLtMatrixLayout_t Bdesc, cublasLtMatrixLayout_t Cdesc, cublasLtMatrixLayout_t Ddesc,
   //   cublasLtMatmulPreference_t preference, int requestedAlgoCount, cublasLtMatmulHeuristicResult_t heuristicResultsArray[], int* returnAlgoCount);
   cublasLtMatmulAlgoGetHeuristic: { parameters: ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "i32", "ptr", "buffer"], result: "i32" },
-});
+} as const;
+export const cublasLtSymbols: typeof cublasLtTable = defineSymbols(cublasLtTable);
 
 /** cublasLtMatmulDescAttributes_t: CUBLASLT_MATMUL_DESC_TRANSA, _TRANSB (int32_t cublasOperation_t). */
 export const CublasLtMatmulDescAttribute = { transa: 3, transb: 4 } as const;

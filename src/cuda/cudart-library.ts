@@ -26,7 +26,7 @@ export const cudartSpec: LibrarySpec = {
     "or set GPUFFI_CUDART to the libcudart.so file or its directory.",
 };
 
-export const cudartSymbols = defineSymbols({
+const cudartTable = {
   // cudaError_t cudaDeviceSynchronize(void);
   cudaDeviceSynchronize: { parameters: [], result: "i32" },
   // cudaError_t cudaDeviceGetPCIBusId(char *pciBusId, int len, int device);
@@ -131,7 +131,8 @@ export const cudartSymbols = defineSymbols({
   cudaGraphExecDestroy: { parameters: ["ptr"], result: "i32" },
   // cudaError_t cudaGraphDestroy(cudaGraph_t graph);
   cudaGraphDestroy: { parameters: ["ptr"], result: "i32" },
-});
+} as const;
+export const cudartSymbols: typeof cudartTable = defineSymbols(cudartTable);
 
 /** struct cudaMemLocation { enum cudaMemLocationType type; int id; } (CUDA 12.2+). */
 export const cudaMemLocation = defineStruct("cudaMemLocation", { type: "i32", id: "i32" });

@@ -1,7 +1,7 @@
 // Where libnccl lives and which symbols gpuffi binds, in the order of nccl.h (NCCL 2.x; the C ABI
 // of these calls has not changed since 2.12). pip's nvidia-nccl-cu12/cu13 wheels
 // (site-packages/nvidia/nccl/lib) are found by the locator's generic search.
-import { type LibrarySpec, defineStruct, defineSymbols } from "../ffi/index.ts";
+import { type LibrarySpec, type StructType, defineStruct, defineSymbols } from "../ffi/index.ts";
 
 export const ncclSpec: LibrarySpec = {
   name: "libnccl",
@@ -16,9 +16,10 @@ export const ncclSpec: LibrarySpec = {
 export const ncclUniqueIdBytes = 128;
 
 /** typedef struct { char internal[NCCL_UNIQUE_ID_BYTES]; } ncclUniqueId; passed by value to ncclCommInitRank. */
-export const ncclUniqueIdStruct = defineStruct("ncclUniqueId", { internal: { array: "u8", length: ncclUniqueIdBytes } });
+const ncclUniqueIdStructFields = { internal: { array: "u8", length: ncclUniqueIdBytes } } as const;
+export const ncclUniqueIdStruct: StructType<typeof ncclUniqueIdStructFields> = defineStruct("ncclUniqueId", ncclUniqueIdStructFields);
 
-export const ncclSymbols = defineSymbols({
+const ncclTable = {
   // ncclResult_t ncclGetVersion(int *version);
   ncclGetVersion: { parameters: ["buffer"], result: "i32" },
   // ncclResult_t ncclGetUniqueId(ncclUniqueId* uniqueId);
@@ -59,4 +60,5 @@ export const ncclSymbols = defineSymbols({
   ncclGroupStart: { parameters: [], result: "i32" },
   // ncclResult_t ncclGroupEnd();
   ncclGroupEnd: { parameters: [], result: "i32" },
-});
+} as const;
+export const ncclSymbols: typeof ncclTable = defineSymbols(ncclTable);

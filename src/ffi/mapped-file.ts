@@ -91,8 +91,9 @@ export class MappedFile extends NativeResource {
   }
 
   /** A zero-copy view of `[offset, offset + byteLength)`; valid until dispose. */
-  bytes(offset = 0, byteLength = this.byteLength - offset): Uint8Array {
+  bytes(offset = 0, length?: number): Uint8Array {
     this.assertLive();
+    const byteLength = length ?? this.byteLength - offset;
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(byteLength) || offset < 0 || byteLength < 0 || offset + byteLength > this.byteLength) {
       throw new FfiArgumentError(`MappedFile.bytes: [${offset}, ${offset + byteLength}) is outside the ${this.byteLength} bytes of ${this.path}`);
     }

@@ -2,7 +2,7 @@
 // order of llama.cpp 0.5.0's include/llama.h, ggml/include/ggml.h and ggml-backend.h (the
 // source bundled by node-llama-cpp 3.22.1). Keep that order: a version bump is then a diff of
 // the header against this file. Struct layouts here are ABI: they must match the header exactly.
-import { type LibrarySpec, type SearchDir, defineCallback, defineStruct, defineSymbols, nodeModulesDirs } from "../ffi/index.ts";
+import { type LibrarySpec, type SearchDir, type StructType, defineCallback, defineStruct, defineSymbols, nodeModulesDirs } from "../ffi/index.ts";
 
 /** The llama.cpp these bindings were written against; `llama_version()` must report it. */
 export const expectedVersions = Object.freeze({ llama: "0.5.0", ggml: "0.25.1" });
@@ -34,7 +34,7 @@ export const ggmlBaseSonames = ["libggml-base.so", "libggml-base.so.0"];
 // is not bound: sampling stays inside llama.cpp (llama_sampler_sample), so no candidate array crosses.
 
 // typedef struct llama_batch { ... } llama_batch;
-export const llamaBatch = defineStruct("llama_batch", {
+const llamaBatchFields = {
   n_tokens: "i32",
   token: "ptr",
   embd: "ptr",
@@ -42,10 +42,11 @@ export const llamaBatch = defineStruct("llama_batch", {
   n_seq_id: "ptr",
   seq_id: "ptr",
   logits: "ptr",
-});
+} as const;
+export const llamaBatch: StructType<typeof llamaBatchFields> = defineStruct("llama_batch", llamaBatchFields);
 
 // struct llama_model_params
-export const llamaModelParams = defineStruct("llama_model_params", {
+const llamaModelParamsFields = {
   devices: "ptr",
   tensor_buft_overrides: "ptr",
   n_gpu_layers: "i32",
@@ -63,10 +64,11 @@ export const llamaModelParams = defineStruct("llama_model_params", {
   no_host: "bool",
   no_alloc: "bool",
   load_mtp: "bool",
-});
+} as const;
+export const llamaModelParams: StructType<typeof llamaModelParamsFields> = defineStruct("llama_model_params", llamaModelParamsFields);
 
 // struct llama_context_params
-export const llamaContextParams = defineStruct("llama_context_params", {
+const llamaContextParamsFields = {
   n_ctx: "u32",
   n_batch: "u32",
   n_ubatch: "u32",
@@ -104,10 +106,12 @@ export const llamaContextParams = defineStruct("llama_context_params", {
   samplers: "ptr",
   n_samplers: "usize",
   ctx_other: "ptr",
-});
+} as const;
+export const llamaContextParams: StructType<typeof llamaContextParamsFields> = defineStruct("llama_context_params", llamaContextParamsFields);
 
 // typedef struct llama_sampler_chain_params { bool no_perf; } llama_sampler_chain_params;
-export const llamaSamplerChainParams = defineStruct("llama_sampler_chain_params", { no_perf: "bool" });
+const llamaSamplerChainParamsFields = { no_perf: "bool" } as const;
+export const llamaSamplerChainParams: StructType<typeof llamaSamplerChainParamsFields> = defineStruct("llama_sampler_chain_params", llamaSamplerChainParamsFields);
 
 // typedef bool (*llama_progress_callback)(float progress, void * user_data);
 export const llamaProgressCallback = defineCallback({ parameters: ["f32", "ptr"], result: "bool" });
@@ -124,7 +128,7 @@ export const LLAMA_DEFAULT_SEED = 0xffffffff;
 
 // ----- functions (llama.h, in header order) -----------------------------------------------------
 
-export const llamaSymbols = defineSymbols({
+const llamaTable = {
   // LLAMA_API const char * llama_version(void);
   llama_version: { parameters: [], result: "cstring" },
   // LLAMA_API struct llama_model_params llama_model_default_params(void);
@@ -307,7 +311,8 @@ export const llamaSymbols = defineSymbols({
   llama_print_system_info: { parameters: [], result: "cstring" },
   // LLAMA_API void llama_log_set(ggml_log_callback log_callback, void * user_data);
   llama_log_set: { parameters: ["ptr", "ptr"], result: "void" },
-});
+} as const;
+export const llamaSymbols: typeof llamaTable = defineSymbols(llamaTable);
 
 // ----- ggml.h and ggml-backend.h: libggml-base -------------------------------------------------
 
@@ -358,21 +363,23 @@ export const deviceTypes = ["cpu", "gpu", "igpu", "accel", "meta"] as const;
 // the registered CPU backend lives in.
 
 // struct ggml_threadpool_params (ggml.h); ggml_threadpool_new copies it, so JS memory serves.
-export const ggmlThreadpoolParams = defineStruct("ggml_threadpool_params", {
+const ggmlThreadpoolParamsFields = {
   cpumask: { array: "bool", length: 512 }, // bool cpumask[GGML_MAX_N_THREADS]
   n_threads: "i32",
   prio: "i32",
   poll: "u32",
   strict_cpu: "bool",
   paused: "bool",
-});
+} as const;
+export const ggmlThreadpoolParams: StructType<typeof ggmlThreadpoolParamsFields> = defineStruct("ggml_threadpool_params", ggmlThreadpoolParamsFields);
 
 // enum ggml_sched_priority (ggml.h)
 export const SchedPriority = { low: -1, normal: 0, medium: 1, high: 2, realtime: 3 } as const;
 
-export const ggmlCpuSymbols = defineSymbols({
+const ggmlCpuTable = {
   // GGML_BACKEND_API struct ggml_threadpool * ggml_threadpool_new(struct ggml_threadpool_params * params);
   ggml_threadpool_new: { parameters: ["buffer"], result: "ptr" },
   // GGML_BACKEND_API void ggml_threadpool_free(struct ggml_threadpool * threadpool);
   ggml_threadpool_free: { parameters: ["ptr"], result: "void" },
-});
+} as const;
+export const ggmlCpuSymbols: typeof ggmlCpuTable = defineSymbols(ggmlCpuTable);

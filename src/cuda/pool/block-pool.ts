@@ -200,9 +200,9 @@ class FreeList<S> {
 
 /** The segments of one shape and their free lists: one per stream, and one for every stream. */
 export class Arena<S> {
-  readonly byStream = new Map<S, FreeList<S>>();
-  readonly shared = new FreeList<S>();
-  readonly segments = new Set<Segment<S>>();
+  readonly byStream: Map<S, FreeList<S>> = new Map();
+  readonly shared: FreeList<S> = new FreeList<S>();
+  readonly segments: Set<Segment<S>> = new Set();
   constructor(readonly spec: ArenaSpec) {}
 }
 
