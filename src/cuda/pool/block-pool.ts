@@ -4,8 +4,10 @@
 // and retries once. Cached memory goes back to the driver only then and on trim(), never on a
 // miss: cudaFree synchronizes the device, and a loop whose sizes vary would pay a
 // cudaMalloc/cudaFree pair (~96 µs on the H100) on every new largest size (PyTorch and CuPy keep
-// their cache the same way). It knows nothing about CUDA: a SegmentSource supplies memory and events, so
-// the same code runs on the GPU and, in tests, on host memory with events the test completes.
+// their cache the same way). An expandable arena (ArenaSpec.extend) is one segment that grows in
+// place instead, and trim() unmaps its free end. It knows nothing about CUDA: a SegmentSource
+// supplies memory and events, so the same code runs on the GPU and, in tests, on host memory
+// with events the test completes.
 //
 // The stream rule (PyTorch's caching allocator, record_stream included): a block freed on stream
 // S goes back to S's free list and is reused at once by allocations on S, since S runs its work
@@ -14,7 +16,9 @@
 // hot path): recorded at or after the free, it completes only after everything S queued before
 // the free. A block also used on other streams (recordStream), or host-visible memory (pinned
 // staging buffers, which the CPU writes outside any stream), gets events recorded at free time
-// on every stream that used it and is reused by nobody until they all completed.
+// on every stream that used it and is reused by nobody until they all completed. A stream's
+// list may absorb free neighbours from the list for every stream (any stream may take those),
+// never the other way round.
 import type { Pointer } from "../../ffi/index.ts";
 import { CudaArgumentError, CudaOutOfMemoryError, CudaStateError } from "../errors.ts";
 import { PoolCounters, type PoolStats, formatBytes, formatPoolStats } from "./stats.ts";
