@@ -6,6 +6,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { buildTestFixtures } from "./build-test-fixtures.mjs";
+import { checkLayers } from "./check-layers.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name) => join(root, "node_modules", ".bin", name);
@@ -58,7 +59,7 @@ function runOn(name) {
 const totals = { passed: 0, failed: 0, skipped: 0 };
 const results = [];
 
-// The whole suite also typechecks: the three runtimes strip types without checking them.
+// The whole suite also typechecks: the three runtimes strip types without checking them…
 if (runtimeFlag < 0 && filters.length === 0) {
   const tsc = spawnSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "--noEmit", "-p", root], { encoding: "utf8" });
   const ok = tsc.status === 0;
@@ -66,6 +67,13 @@ if (runtimeFlag < 0 && filters.length === 0) {
   results.push({ name: "tsc", passed: ok ? 1 : 0, failed: ok ? 0 : 1, skipped: 0 });
   totals.passed += ok ? 1 : 0;
   totals.failed += ok ? 0 : 1;
+  // …and checks that imports between src/'s folders point down only (scripts/check-layers.mjs).
+  const violations = checkLayers(root);
+  const layered = violations.length === 0;
+  console.log(layered ? "[layers] ✓ imports point down" : `[layers] ✗ imports point up or sideways\n${violations.map((v) => `  ${v.file}:${v.line}: "${v.specifier}": ${v.message}`).join("\n")}`);
+  results.push({ name: "layers", passed: layered ? 1 : 0, failed: layered ? 0 : 1, skipped: 0 });
+  totals.passed += layered ? 1 : 0;
+  totals.failed += layered ? 0 : 1;
 }
 for (const name of selected) {
   if (!runtimes[name]) throw new Error(`unknown runtime ${name}; choose from ${Object.keys(runtimes).join(", ")}`);
@@ -79,7 +87,7 @@ for (const name of selected) {
 console.log("");
 for (const r of results) {
   const counts = r.passed === undefined ? "" : `${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped`;
-  console.log(`${r.name.padEnd(5)} ${counts}${r.crashed ? ` — CRASHED: ${r.crashed}` : ""}`);
+  console.log(`${r.name.padEnd(6)} ${counts}${r.crashed ? ` — CRASHED: ${r.crashed}` : ""}`);
 }
 console.log(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 process.exitCode = totals.failed === 0 ? 0 : 1;
