@@ -22,7 +22,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runtimeName, runtimeVersion } from "../src/ffi/index.ts";
-import { Batch, Llama, LlamaContext, LlamaModel, LlamaThreadpool, LoraAdapter } from "../src/lora/index.ts";
+import { Batch, Llama, LlamaContext, LlamaModel, LlamaThreadpool, LoraAdapter } from "../src/llama/index.ts";
 
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),

@@ -13,9 +13,9 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { cudaRuntime } from "../src/cuda/index.ts";
-import { Llama } from "../src/lora/index.ts";
-import { SplitMode } from "../src/lora/bindings.ts";
-import { runtimeCommand } from "../test/cuda/rendezvous-helpers.ts";
+import { Llama } from "../src/llama/index.ts";
+import { SplitMode } from "../src/llama/bindings.ts";
+import { runtimeCommand } from "../test/cuda/nccl/rendezvous-helpers.ts";
 
 const { values, positionals } = parseArgs({ args: process.argv.slice(2), options: { gpus: { type: "string", default: "2" } }, allowPositionals: true });
 const [llamaBench, modelPath, resultsDir, ...passThrough] = positionals;

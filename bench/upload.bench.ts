@@ -1,4 +1,4 @@
-// Streamed upload of a ≥ 2 GB file to the GPU (src/lora/upload.ts), staged through pinned buffers
+// Streamed upload of a ≥ 2 GB file to the GPU (src/cuda/upload.ts), staged through pinned buffers
 // and from registered windows of the mapped file, against, in the same run:
 //  - pageable cudaMemcpy: DeviceBuffer.write from a JS buffer (CUDA stages it synchronously);
 //  - pinned cudaMemcpy: DeviceBuffer.copyFrom a pinned buffer (the PCIe ceiling);
@@ -13,8 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { runtimeName, runtimeVersion } from "../src/ffi/index.ts";
-import { CudaContext, PinnedPool } from "../src/cuda/index.ts";
-import { type UploadStrategy, uploadFileRanges } from "../src/lora/index.ts";
+import { CudaContext, PinnedPool, uploadFileRanges, type UploadStrategy } from "../src/cuda/index.ts";
 import { probeGpu } from "../test/cuda/gpu-probe.ts";
 
 process.env.UV_THREADPOOL_SIZE ??= "32";

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds llama.cpp's shared libraries (libllama, libggml*, plus the llama-bench tool used by
 # bench/llama.bench.ts) from the exact source that the node-llama-cpp npm package bundles, so the
-# struct layouts match the ones src/lora/ was written against (llama.cpp 0.5.0).
+# struct layouts match the ones src/llama/ and src/ggml/ were written against (llama.cpp 0.5.0).
 #
 #   scripts/build-llama.sh [--cuda] [--arch 90a] [--rpc] [--src TARBALL|DIR] [--jobs N] --out DIR
 #

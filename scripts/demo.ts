@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { LibraryNotFoundError, capabilities, runtimeVersion } from "../src/ffi/index.ts";
 import { CudaError, cudaRuntime, formatCudaVersion } from "../src/cuda/index.ts";
 import { makeTinyLora, makeTinyModel, openGguf, writeGgufFile } from "../src/formats/index.ts";
-import { Llama, LlamaContext, LlamaModel, LoraAdapter } from "../src/lora/index.ts";
+import { Llama, LlamaContext, LlamaModel, LoraAdapter } from "../src/llama/index.ts";
 
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
 const line = (label: string, text: string) => console.log(`${label.padEnd(14)} ${text}`);

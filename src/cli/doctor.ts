@@ -14,10 +14,10 @@ import {
   linuxDriverVersion,
 } from "../cuda/index.ts";
 import { existsSync } from "node:fs";
-import { llamaSpec } from "../lora/bindings.ts";
-import { cublasSpec } from "../cuda/cublas-library.ts";
-import { ncclSpec } from "../cuda/nccl-library.ts";
-import { type PeerTopology, formatPeerTopology, peerTopology } from "../cuda/peer.ts";
+import { llamaSpec } from "../llama/bindings.ts";
+import { cublasSpec } from "../cuda/blas/cublas-library.ts";
+import { ncclSpec } from "../cuda/nccl/nccl-library.ts";
+import { type PeerTopology, formatPeerTopology, peerTopology } from "../cuda/nccl/peer.ts";
 import { type CliIO, type Command, parseCommandArgs, toJson } from "./command.ts";
 
 

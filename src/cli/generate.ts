@@ -1,7 +1,7 @@
 // `gpuffi generate -m MODEL [--lora FILE[:SCALE]]... [--gpu-layers N] [-n N] [--seed N] [--json] PROMPT`.
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { Llama, LlamaContext, LlamaModel, LoraAdapter } from "../lora/index.ts";
+import { Llama, LlamaContext, LlamaModel, LoraAdapter } from "../llama/index.ts";
 import { type CliIO, type Command, UsageError, integerOption, toJson } from "./command.ts";
 
 const usage = `usage: gpuffi generate -m MODEL [--lora FILE[:SCALE]]... [--gpu-layers N] [-n N] [--seed N] [--temp T] [--json] PROMPT

@@ -1,5 +1,5 @@
 // `gpuffi tokenize -m MODEL [--special] [--json] TEXT`: token ids and pieces, loading the vocabulary only.
-import { LlamaModel } from "../lora/index.ts";
+import { LlamaModel } from "../llama/index.ts";
 import { type CliIO, type Command, UsageError, parseCommandArgs, table, toJson } from "./command.ts";
 
 const utf8 = new TextDecoder();

@@ -1,8 +1,7 @@
 // `gpuffi upload FILE`: streams every tensor of a GGUF or safetensors file into GPU memory and
 // says how fast that went (the buffers are freed at the end): a model file's load time, measured
 // with either upload strategy and any ring shape.
-import { CudaContext } from "../cuda/index.ts";
-import { type UploadStrategy, fileTensors, uploadStrategies, uploadTensors } from "../lora/index.ts";
+import { CudaContext, fileTensors, uploadStrategies, type UploadStrategy, uploadTensors } from "../cuda/index.ts";
 import { type CliIO, type Command, UsageError, integerOption, parseCommandArgs, toJson, withProgressBar } from "./command.ts";
 
 const usage = `usage: gpuffi upload FILE [--device N] [--chunk MiB] [--slots N] [--strategy staged|mapped] [--json]

@@ -1,4 +1,6 @@
-// gpuffi's CUDA runtime layer: versions, devices, contexts, streams, events, graphs, memory, errors.
+// gpuffi's CUDA layer: the runtime at the root (versions, devices, contexts, streams, events,
+// graphs, memory, errors), memory pools (pool/), cuBLAS and cuBLASLt (blas/), NCCL, rendezvous
+// and peer access (nccl/), and streamed file → GPU uploads (upload.ts).
 export { CudaContext, type CudaContextOptions, type MemoryInfo } from "./context.ts";
 export { ContextResource, type ReleasePhase } from "./context-resource.ts";
 export { CudaStream, CudaEvent, type StreamOptions, type EventOptions, type WaitOptions } from "./stream.ts";
@@ -49,5 +51,19 @@ export {
 export { cudartSpec, cudaToolkitDirs } from "./cudart-library.ts";
 export { libcudaSpec } from "./driver-library.ts";
 export * from "./pool/index.ts";
-export * from "./cublas.ts";
-export * from "./multi-gpu.ts";
+export * from "./blas/index.ts";
+export * from "./nccl/index.ts";
+export {
+  type FileTensor,
+  type UploadOptions,
+  type UploadRange,
+  type UploadStats,
+  type UploadStrategy,
+  type UploadedTensors,
+  UploadError,
+  defaultUploadStrategy,
+  fileTensors,
+  uploadFileRanges,
+  uploadStrategies,
+  uploadTensors,
+} from "./upload.ts";

@@ -1,5 +1,5 @@
 // gpuffi's model-file layer: GGUF and safetensors in pure TypeScript, fp16/bf16 conversions and
-// tiny test-model generators. No FFI: usable anywhere, and by the cuda and lora layers.
+// tiny test-model generators. No FFI: usable anywhere, and by the cuda, ggml, llama and lora layers.
 export * from "./errors.ts";
 export * from "./half.ts";
 export type { ByteInput } from "./byte-source.ts";

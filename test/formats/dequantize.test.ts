@@ -8,8 +8,8 @@ import fc from "fast-check";
 import { test } from "../harness.ts";
 import { GgmlType, UnsupportedGgmlTypeError, dequantizableTypes, dequantize, f16BitsToF32, f32ToF16Bits, ggmlTypeInfo } from "../../src/formats/index.ts";
 import { defineSymbols, openLibrary } from "../../src/ffi/index.ts";
-import { Llama } from "../../src/lora/index.ts";
-import { llamaUnavailable } from "../lora/fixtures.ts";
+import { Llama } from "../../src/llama/index.ts";
+import { llamaUnavailable } from "../llama/fixtures.ts";
 import { quantize } from "./ggml-quantize.ts";
 
 const QK = 32;

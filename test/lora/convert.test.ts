@@ -13,7 +13,7 @@ import {
 } from "../../src/formats/index.ts";
 import { seededRandom, uniformValues } from "../../src/formats/tiny/random.ts";
 import { LoraShapeError, UnknownModuleError, UnsupportedAdapterError, convertPeftAdapter, mergeLoraSpecs, permuteRopeRows } from "../../src/lora/index.ts";
-import { llamaUnavailable, tinyModel } from "./fixtures.ts";
+import { llamaUnavailable, tinyModel } from "../llama/fixtures.ts";
 import { assertLogitsClose, inTempDir, maxAbsDifference, promptLogits, runCli } from "./tools-fixtures.ts";
 
 const HEADS = 2;

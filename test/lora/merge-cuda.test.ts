@@ -1,6 +1,6 @@
 // The CUDA merge (cuBLAS SGEMM with beta = 1 on pitched pool buffers) against the CPU merge:
 // the same tensors within fp32 rounding. Registered twice: on the fake libcudart + libcublas
-// (test/cuda/cublas-fake.ts runs the reference GEMM on host memory), and on a real GPU.
+// (test/cuda/blas/cublas-fake.ts runs the reference GEMM on host memory), and on a real GPU.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "../harness.ts";
@@ -8,9 +8,9 @@ import { CublasHandle, CudaContext, type CublasHandleOptions } from "../../src/c
 import { type GgufSpec, type GgufTensorSpec, GgmlType, f16ToF32Array, f32ToF16Array, openGguf, writeGgufFile } from "../../src/formats/index.ts";
 import { seededRandom, uniformValues } from "../../src/formats/tiny/random.ts";
 import { CudaMergeDevice, mergeLoraFiles, mergeLoraSpecs } from "../../src/lora/index.ts";
-import { fakeCublas, fakeCudartWith2D } from "../cuda/cublas-fake.ts";
+import { fakeCublas, fakeCudartWith2D } from "../cuda/blas/cublas-fake.ts";
 import { probeGpu } from "../cuda/gpu-probe.ts";
-import { tinyLora, tinyModel } from "./fixtures.ts";
+import { tinyLora, tinyModel } from "../llama/fixtures.ts";
 import { inTempDir } from "./tools-fixtures.ts";
 
 const floats = (t: { type: number; data: Uint8Array }) =>

@@ -11,8 +11,8 @@ import {
 } from "../../src/formats/index.ts";
 import { QuantizedBaseError, mergeLoraFiles } from "../../src/lora/index.ts";
 import { quantize } from "../formats/ggml-quantize.ts";
-import { llamaUnavailable, tinyLora, tinyModel } from "./fixtures.ts";
-import { mergeLora } from "./merge.ts";
+import { llamaUnavailable, tinyLora, tinyModel } from "../llama/fixtures.ts";
+import { mergeLora } from "../llama/lora-reference.ts";
 import { assertLogitsClose, inTempDir, maxAbsDifference, promptLogits, runCli, tensorsOf } from "./tools-fixtures.ts";
 
 const lora = { rank: 4, alpha: 8, seed: 41 };

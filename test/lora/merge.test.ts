@@ -8,8 +8,8 @@ import {
   type GgufSpec, GgmlType, bf16ToF32Array, encodeGguf, f16ToF32Array, f32ToBf16Array, f32ToF16Array, makeTinyModel, openGguf, parseGguf, writeGgufFile,
 } from "../../src/formats/index.ts";
 import { LoraShapeError, QuantizedBaseError, mergeLoraFiles, mergeLoraSpecs } from "../../src/lora/index.ts";
-import { llamaUnavailable, tinyLora, tinyModel } from "./fixtures.ts";
-import { mergeLora } from "./merge.ts";
+import { llamaUnavailable, tinyLora, tinyModel } from "../llama/fixtures.ts";
+import { mergeLora } from "../llama/lora-reference.ts";
 import { assertLogitsClose, inTempDir, maxAbsDifference, promptLogits, runCli, tensorsOf } from "./tools-fixtures.ts";
 
 const loraA = { rank: 4, alpha: 8, seed: 31 };

@@ -5,11 +5,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openGguf } from "../../src/formats/index.ts";
-import { LlamaContext, LlamaModel, LoraAdapter } from "../../src/lora/index.ts";
+import { LlamaContext, LlamaModel, LoraAdapter } from "../../src/llama/index.ts";
 import { main } from "../../src/cli/main.ts";
 
 const prompt = "the cat sat on the mat";
-// f32 KV cache and no flash attention, as test/lora/numerics.ts explains: anything in f16 would
+// f32 KV cache and no flash attention, as test/llama/numerics.ts explains: anything in f16 would
 // hide last-bit differences between merged and adapted models behind ≈2e-4 of rounding.
 const contextOptions = { contextSize: 64, threads: 2, cacheType: "f32", flashAttention: false } as const;
 

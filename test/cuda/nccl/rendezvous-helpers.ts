@@ -1,0 +1,23 @@
+// Shared by the rendezvous tests: a port nothing listens on, and the command line that runs a
+// .ts file on the runtime running the tests (for rank processes).
+import { createServer } from "node:net";
+import { runtimeName } from "../../../src/ffi/index.ts";
+
+/** A port that was free a moment ago on 127.0.0.1 (the OS picked it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+/** [executable, arguments] that run `script` with this runtime, as scripts/test.mjs starts the suite. */
+export function runtimeCommand(script: string): [string, string[]] {
+  if (runtimeName === "deno") return [process.execPath, ["run", "--allow-all", script]];
+  if (runtimeName === "bun") return [process.execPath, [script]];
+  return [process.execPath, ["--import", "tsx", script]];
+}
