@@ -235,5 +235,7 @@ ${issueRows.map((r) => `| ${r.mode} | ${f(r.gemmExUs, 2)} | ${f(r.preparedUs, 2)
 console.log(markdown);
 console.log(`#bench ${JSON.stringify(figures)}`);
 mkdirSync(resultsDir, { recursive: true });
-writeFileSync(join(resultsDir, `gemm-${runtimeName}.md`), markdown);
-writeFileSync(join(resultsDir, `gemm-${runtimeName}.json`), `${JSON.stringify(figures, null, 2)}\n`);
+// Named after the machine: scripts/gpu-run.sh sets GPUFFI_BENCH_LABEL (e.g. h200).
+const label = process.env.GPUFFI_BENCH_LABEL ?? "gpu";
+writeFileSync(join(resultsDir, `gemm-${label}-${runtimeName}.md`), markdown);
+writeFileSync(join(resultsDir, `gemm-${label}-${runtimeName}.json`), `${JSON.stringify(figures, null, 2)}\n`);

@@ -34,7 +34,7 @@ const { values, positionals } = parseArgs({
     "lora-a": { type: "string" },
     "lora-b": { type: "string" },
     "node-llama-cpp": { type: "string" },
-    label: { type: "string", default: "gpu" },
+    label: { type: "string", default: process.env.GPUFFI_BENCH_LABEL ?? "gpu" },
   },
   allowPositionals: true,
 });

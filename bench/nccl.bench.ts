@@ -22,7 +22,7 @@ import { CudaContext, NcclCommunicator, NcclDataType, cudaRuntime, nccl } from "
 
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
-  options: { "max-bytes": { type: "string", default: String(2 ** 30) }, label: { type: "string", default: "gpu" } },
+  options: { "max-bytes": { type: "string", default: String(2 ** 30) }, label: { type: "string", default: process.env.GPUFFI_BENCH_LABEL ?? "gpu" } },
   allowPositionals: true,
 });
 const [resultsDir] = positionals;

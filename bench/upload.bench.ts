@@ -138,7 +138,7 @@ try {
   ];
   console.log(lines.join("\n"));
   console.log(`#bench ${JSON.stringify(figures)}`);
-  if (outDir !== undefined) await writeFile(join(outDir, `upload-${runtimeName}.json`), JSON.stringify(figures, null, 2));
+  if (outDir !== undefined) await writeFile(join(outDir, `upload-${process.env.GPUFFI_BENCH_LABEL ?? "gpu"}-${runtimeName}.json`), JSON.stringify(figures, null, 2)); // label: see scripts/gpu-run.sh
 } finally {
   await rm(path, { force: true });
 }

@@ -8,12 +8,24 @@
 # `llama` builds llama.cpp for CUDA from .device/llama-src.tar.xz (packed with --llama), runs the
 # llama tests against that build and the llama.cpp benchmark against native llama-bench (and
 # node-llama-cpp on the same build when .device/node-llama-cpp.tar.xz was packed).
+# Every file it leaves in $OUT is named after the machine it ran on: a label such as h200, from
+# the first GPU's name (nvidia-smi), or "gpu" when there is none to ask.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-$PWD/.cache/gpu-out}
 mkdir -p "$out"
 stages=${*:-tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench llama}
 want() { [[ " $stages " == *" $1 "* ]]; }
+
+# "NVIDIA H200" → h200, "NVIDIA H100 80GB HBM3" → h100, "NVIDIA A100-SXM4-80GB" → a100,
+# "NVIDIA GeForce RTX 4090" → rtx4090.
+gpu_label() {
+  nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr '[:upper:]' '[:lower:]' |
+    sed -E 's/(nvidia|geforce|tesla|quadro)//g; s/(rtx|gtx) +/\1/g' | grep -oE '[a-z]*[0-9]+[a-z]*' | head -1
+}
+label=$(gpu_label)
+label=${label:-gpu}
+export GPUFFI_BENCH_LABEL=$label
 
 rt=/tmp/gpuffi-runtimes
 mkdir -p "$rt"
@@ -44,27 +56,28 @@ runner() { run_ts "${runtimes[0]}" "$@"; }
   nvidia-smi --query-gpu=name,memory.total,driver_version,pci.bus_id --format=csv,noheader
   nvcc --version | tail -1
   for r in "${runtimes[@]}"; do echo "$r: $("$rt/$r" --version | head -1)"; done
-} > "$out/device.txt" 2>&1
-cat "$out/device.txt"
+  echo "label: $label"
+} > "$out/device-$label.txt" 2>&1
+cat "$out/device-$label.txt"
 
 # The llama.cpp build takes minutes of CPU: start it first and let the GPU tests run meanwhile;
 # the benchmark model (TinyLlama's shape, random F16 weights) and two adapters are made meanwhile too.
 llama_dir=/tmp/gpuffi-llama
 models=/tmp/gpuffi-models
 if want llama && [ -f .device/llama-src.tar.xz ]; then
-  scripts/build-llama.sh --cuda --rpc --arch 90a --src .device/llama-src.tar.xz --out "$llama_dir" --jobs "$(nproc)" > "$out/llama-build.log" 2>&1 &
+  scripts/build-llama.sh --cuda --rpc --arch 90a --src .device/llama-src.tar.xz --out "$llama_dir" --jobs "$(nproc)" > "$out/llama-build-$label.log" 2>&1 &
   llama_build=$!
   mkdir -p "$models"
   ( run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-model "$models/tinyllama-shape-f16.gguf" --embd 2048 --layers 22 --heads 32 --kv-heads 4 --ff 5632 --ctx 2048 --type f16 --vocab 32000 &&
     run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-lora "$models/tinyllama-shape-f16.gguf" "$models/lora-a.gguf" --rank 16 --alpha 32 --seed 1 &&
-    run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-lora "$models/tinyllama-shape-f16.gguf" "$models/lora-b.gguf" --rank 16 --alpha 32 --seed 2 ) > "$out/llama-models.log" 2>&1 &
+    run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-lora "$models/tinyllama-shape-f16.gguf" "$models/lora-b.gguf" --rank 16 --alpha 32 --seed 2 ) > "$out/llama-models-$label.log" 2>&1 &
   llama_models=$!
 fi
 
 if want tests; then
   # GPUFFI_TEST_FILTER: file filters for a partial run, e.g. "pool cublas".
-  runner scripts/test.mjs --runtime "$list" ${GPUFFI_TEST_FILTER:-} > "$out/test.log" 2>&1
-  grep -E "✗|passed, " "$out/test.log"
+  runner scripts/test.mjs --runtime "$list" ${GPUFFI_TEST_FILTER:-} > "$out/test-$label.log" 2>&1
+  grep -E "✗|passed, " "$out/test-$label.log"
 fi
 
 mkdir -p .cache/bench
@@ -75,37 +88,37 @@ if want gemm-bench; then
   nvcc -O2 -std=c++20 -o .cache/bench/gemm_issue bench/c/gemm_issue.cu -lcublas -lcublasLt
 fi
 if [ -n "${llama_build:-}" ]; then
-  wait "$llama_build"; echo "llama.cpp build exit $? ($(grep -c '\.so' "$out/llama-build.log") lines naming libraries)"
+  wait "$llama_build"; echo "llama.cpp build exit $? ($(grep -c '\.so' "$out/llama-build-$label.log") lines naming libraries)"
   wait "$llama_models"; echo "benchmark models exit $?"
 fi
 
 if want ffi-bench; then
-  runner scripts/bench.mjs --runtimes "$list" --label gpu-machine --out "$out" 2>&1 | tail -6
+  runner scripts/bench.mjs --runtimes "$list" --label "$label" --out "$out" 2>&1 | tail -6
 fi
 for name in "${runtimes[@]}"; do
-  if want cuda-bench; then run_ts "$name" bench/cuda.bench.ts .cache/bench/cuda_anchor > "$out/cuda-bench-$name.txt" 2>&1; tail -8 "$out/cuda-bench-$name.txt"; fi
+  if want cuda-bench; then run_ts "$name" bench/cuda.bench.ts .cache/bench/cuda_anchor > "$out/cuda-bench-$label-$name.txt" 2>&1; tail -8 "$out/cuda-bench-$label-$name.txt"; fi
   if want pool-bench && [ -f bench/pool.bench.ts ]; then
     [ -f .cache/bench/pool_anchor ] || nvcc -O2 -o .cache/bench/pool_anchor bench/c/pool_anchor.cu 2>/dev/null
-    run_ts "$name" bench/pool.bench.ts .cache/bench/pool_anchor > "$out/pool-bench-$name.txt" 2>&1; tail -8 "$out/pool-bench-$name.txt"
+    run_ts "$name" bench/pool.bench.ts .cache/bench/pool_anchor > "$out/pool-bench-$label-$name.txt" 2>&1; tail -8 "$out/pool-bench-$label-$name.txt"
   fi
   # PyTorch (bench/torch_matmul.py) and the C anchor (bench/c/gemm_issue.cu) run on the same GPU, started by the benchmark itself.
   if want gemm-bench && [ -f bench/gemm.bench.ts ]; then
-    run_ts "$name" bench/gemm.bench.ts "$out" .cache/bench/gemm_issue > "$out/gemm-bench-$name.txt" 2>&1; tail -34 "$out/gemm-bench-$name.txt"
+    run_ts "$name" bench/gemm.bench.ts "$out" .cache/bench/gemm_issue > "$out/gemm-bench-$label-$name.txt" 2>&1; tail -34 "$out/gemm-bench-$label-$name.txt"
   fi
   if want upload-bench && [ -f bench/upload.bench.ts ]; then
-    run_ts "$name" bench/upload.bench.ts "$out" > "$out/upload-bench-$name.txt" 2>&1; tail -25 "$out/upload-bench-$name.txt"
+    run_ts "$name" bench/upload.bench.ts "$out" > "$out/upload-bench-$label-$name.txt" 2>&1; tail -25 "$out/upload-bench-$label-$name.txt"
   fi
 done
 if want llama && [ -x "$llama_dir/llama-bench" ]; then
   for name in "${runtimes[@]}"; do
-    GPUFFI_LLAMA_DIR=$llama_dir run_ts "$name" test/run.ts lora > "$out/llama-tests-$name.log" 2>&1; grep -E "✗|#summary" "$out/llama-tests-$name.log"
+    GPUFFI_LLAMA_DIR=$llama_dir run_ts "$name" test/run.ts ggml/ llama/ lora/ > "$out/llama-tests-$label-$name.log" 2>&1; grep -E "✗|#summary" "$out/llama-tests-$label-$name.log"
   done
   nlc=()
   if [ -f .device/node-llama-cpp.tar.xz ]; then
     mkdir -p /tmp/gpuffi-nlc && tar xJf .device/node-llama-cpp.tar.xz -C /tmp/gpuffi-nlc && nlc=(--node-llama-cpp /tmp/gpuffi-nlc/node_modules)
   fi
   GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" bench/llama.bench.ts "$llama_dir/llama-bench" "$models/tinyllama-shape-f16.gguf" "$out" \
-    --lora-a "$models/lora-a.gguf" --lora-b "$models/lora-b.gguf" "${nlc[@]}" --label h100 > "$out/llama-bench.txt" 2>&1
-  tail -15 "$out/llama-bench.txt"
+    --lora-a "$models/lora-a.gguf" --lora-b "$models/lora-b.gguf" "${nlc[@]}" --label "$label" > "$out/llama-bench-$label.txt" 2>&1
+  tail -15 "$out/llama-bench-$label.txt"
 fi
 ls -la "$out"
