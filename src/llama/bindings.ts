@@ -109,6 +109,10 @@ export const llamaContextParams: StructType<typeof llamaContextParamsFields> = d
 const llamaSamplerChainParamsFields = { no_perf: "bool" } as const;
 export const llamaSamplerChainParams: StructType<typeof llamaSamplerChainParamsFields> = defineStruct("llama_sampler_chain_params", llamaSamplerChainParamsFields);
 
+// typedef struct llama_chat_message { const char * role; const char * content; } llama_chat_message;
+const llamaChatMessageFields = { role: "ptr", content: "ptr" } as const;
+export const llamaChatMessage: StructType<typeof llamaChatMessageFields> = defineStruct("llama_chat_message", llamaChatMessageFields);
+
 // typedef bool (*llama_progress_callback)(float progress, void * user_data);
 export const llamaProgressCallback = defineCallback({ parameters: ["f32", "ptr"], result: "bool" });
 
@@ -273,6 +277,8 @@ const llamaTable = {
   llama_token_to_piece: { parameters: ["ptr", "i32", "buffer", "i32", "i32", "bool"], result: "i32" },
   // LLAMA_API int32_t llama_detokenize(const struct llama_vocab * vocab, const llama_token * tokens, int32_t n_tokens, char * text, int32_t text_len_max, bool remove_special, bool unparse_special);
   llama_detokenize: { parameters: ["ptr", "buffer", "i32", "buffer", "i32", "bool", "bool"], result: "i32" },
+  // LLAMA_API int32_t llama_chat_apply_template(const char * tmpl, const struct llama_chat_message * chat, size_t n_msg, bool add_ass, char * buf, int32_t length);
+  llama_chat_apply_template: { parameters: ["cstring", "ptr", "usize", "bool", "buffer", "i32"], result: "i32" },
   // LLAMA_API void llama_sampler_accept(struct llama_sampler * smpl, llama_token token);
   llama_sampler_accept: { parameters: ["ptr", "i32"], result: "void" },
   // LLAMA_API void llama_sampler_reset(struct llama_sampler * smpl);

@@ -2,7 +2,7 @@
 // generation, LoRA adapters loaded into a model, CPU threadpools and the RPC backend.
 export { LlamaError, LlamaVersionError } from "./errors.ts";
 export { Llama, type LlamaOptions, type LlamaVersions, type LlamaDevice, checkVersions } from "./llama.ts";
-export { LlamaModel, type ModelLoadOptions, type TokenizeOptions, type DetokenizeOptions } from "./model.ts";
+export { LlamaModel, type ModelLoadOptions, type TokenizeOptions, type DetokenizeOptions, type ChatMessage, type ChatTemplateOptions } from "./model.ts";
 export {
   RpcError,
   type RpcFailure,

@@ -1,7 +1,7 @@
 // LlamaModel: a GGUF model loaded by llama.cpp, its metadata and its vocabulary.
 import { existsSync } from "node:fs";
-import { HostMemory, NativeResource, capabilities, createCallback, type Pointer } from "../ffi/index.ts";
-import { LoadMode, SplitMode, llamaProgressCallback } from "./bindings.ts";
+import { HostMemory, NativeResource, capabilities, createCallback, writeStructAt, type Pointer } from "../ffi/index.ts";
+import { LoadMode, SplitMode, llamaChatMessage, llamaProgressCallback } from "./bindings.ts";
 import { LlamaError } from "./errors.ts";
 import { Lifetime } from "./lifetime.ts";
 import { Llama } from "./llama.ts";
@@ -43,6 +43,19 @@ export interface TokenizeOptions {
   readonly parseSpecial?: boolean;
 }
 
+/** One message of a conversation, as `llama_chat_message`. */
+export interface ChatMessage {
+  readonly role: string;
+  readonly content: string;
+}
+
+export interface ChatTemplateOptions {
+  /** End with the tokens that open an assistant reply, as a prompt for generation (default true). */
+  readonly addAssistant?: boolean;
+  /** A template to use instead of the model's: a built-in name ("chatml", "llama3", …) or a Jinja source llama.cpp recognizes. */
+  readonly template?: string;
+}
+
 export interface DetokenizeOptions {
   /** Drop the BOS/EOS the vocabulary adds (default false). */
   readonly removeSpecial?: boolean;
@@ -52,6 +65,10 @@ export interface DetokenizeOptions {
 
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder();
+
+function describeTemplate(template: string): string {
+  return template.length <= 40 ? JSON.stringify(template) : `${JSON.stringify(template.slice(0, 40))}… (${template.length} characters)`;
+}
 
 function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException("The operation was aborted", "AbortError");
@@ -173,6 +190,8 @@ export class LlamaModel extends NativeResource {
   /** Sizes and counts of the architecture. */
   get shape(): { contextTrain: number; embedding: number; layers: number; heads: number; headsKv: number; vocab: number; parameters: number; bytes: number } {
     this.assertLive();
+    // llama.cpp leaves the per-layer sizes unset on a vocab-only load, and llama_model_n_head aborts the process then.
+    if (this.vocabOnly) throw new LlamaError("ERR_LLAMA_VOCAB_ONLY", `the model ${this.path} was loaded with vocabOnly: it has a vocabulary (vocabSize) but no shape`);
     const s = this.llama.lib.symbols;
     return {
       contextTrain: s.llama_model_n_ctx_train(this.ptr),
@@ -186,10 +205,54 @@ export class LlamaModel extends NativeResource {
     };
   }
 
+  /** Tokens in the vocabulary; also on a model loaded with `vocabOnly`. */
+  get vocabSize(): number {
+    this.assertLive();
+    return this.llama.lib.symbols.llama_vocab_n_tokens(this.vocab);
+  }
+
   /** The model's default chat template (Jinja source), or `undefined` when it has none. */
   chatTemplate(name?: string): string | undefined {
     this.assertLive();
     return this.llama.lib.symbols.llama_model_chat_template(this.ptr, name ?? null) ?? undefined;
+  }
+
+  /**
+   * Renders a conversation with a chat template (`llama_chat_apply_template`): the model's own
+   * by default. llama.cpp does not run Jinja here: it recognizes the template among the formats it
+   * knows (chatml, llama2/3, mistral, gemma, phi, …) and renders that format.
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
+    this.assertLive();
+    const template = options.template ?? this.chatTemplate();
+    if (template === undefined) {
+      throw new LlamaError("ERR_LLAMA_CHAT_TEMPLATE", `the model ${this.path} has no chat template (tokenizer.chat_template); pass { template } (e.g. "chatml")`);
+    }
+    // llama_chat_message points at C strings: the structs and every string live in one block.
+    const strings = messages.flatMap((m, i) => [m.role, m.content].map((text, j) => {
+      if (typeof text !== "string") throw new LlamaError("ERR_LLAMA_ARGUMENT", `message ${i}: ${j === 0 ? "role" : "content"} must be a string`);
+      if (text.includes("\0")) throw new LlamaError("ERR_LLAMA_ARGUMENT", `message ${i}: ${j === 0 ? "role" : "content"} contains a NUL character, which ends a C string`);
+      return utf8Encoder.encode(text);
+    }));
+    const arrayBytes = messages.length * llamaChatMessage.size;
+    using block = HostMemory.alloc(arrayBytes + strings.reduce((sum, s) => sum + s.length + 1, 0));
+    const bytes = block.bytes();
+    const addresses: Pointer[] = [];
+    let offset = arrayBytes;
+    for (const s of strings) {
+      bytes.set(s, offset); // calloc'd: the NUL after it is already there
+      addresses.push(block.ptr + offset);
+      offset += s.length + 1;
+    }
+    for (let i = 0; i < messages.length; i++) {
+      writeStructAt(llamaChatMessage, block.ptr + i * llamaChatMessage.size, { role: addresses[2 * i]!, content: addresses[2 * i + 1]! });
+    }
+    const apply = this.llama.lib.symbols.llama_chat_apply_template;
+    const addAssistant = options.addAssistant ?? true;
+    // The recommended size is twice the characters of all messages; readSizedString grows it once if short.
+    const text = readSizedString((b, n) => apply(template, messages.length === 0 ? 0 : block.ptr, messages.length, addAssistant, b, n), Math.max(256, 2 * offset));
+    if (text === undefined) throw new LlamaError("ERR_LLAMA_CHAT_TEMPLATE", `llama.cpp does not support the chat template ${describeTemplate(template)}`);
+    return text;
   }
 
   /** Special tokens; -1 where the vocabulary has none. */
