@@ -13,3 +13,4 @@ export { SAFETENSORS_MAX_HEADER_BYTES, SafetensorsFile, type SafetensorsHeader, 
 export { type SafetensorsSpec, type SafetensorsTensorSpec, encodeSafetensors, writeSafetensorsFile } from "./safetensors/writer.ts";
 export { type TinyModelOptions, makeTinyModel, tinyModelDefaults } from "./tiny/model.ts";
 export { type LoraTarget, type TinyLoraOptions, loraTargets, makeTinyLora } from "./tiny/lora.ts";
+export { type Random, seededRandom, uniformValues } from "./tiny/random.ts";

@@ -14,3 +14,9 @@ export {
   rpcSymbols,
   rpcSonames,
 } from "./bindings.ts";
+export { Ggml, type GgmlDeviceInfo, type GgmlDeviceName } from "./ggml.ts";
+export { GgmlBackend, BackendBuffer, Scheduler, type SchedulerOptions } from "./backend.ts";
+export { GgmlContext, ComputeGraph, type GgmlContextOptions, type RopeOptions } from "./context.ts";
+export { Tensor, TensorType, type Shape, shapeText } from "./tensor.ts";
+export { GgmlError, GgmlShapeError } from "./errors.ts";
+export { ggmlGraphSymbols, ggmlBackendSymbols, ggmlCpuBackendSymbols, ggmlTensor, ggmlInitParams, TensorFlag, RopeType, GgmlStatus } from "./graph-bindings.ts";
