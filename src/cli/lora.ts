@@ -1,10 +1,12 @@
-// `gpuffi lora convert|merge`: PEFT adapters to llama.cpp GGUF, and adapters merged into a base.
+// `gpuffi lora convert|merge|export-peft`: PEFT adapters to llama.cpp GGUF, adapters merged into a
+// base, and GGUF adapters back to PEFT.
 import { CublasHandle, CudaContext } from "../cuda/index.ts";
-import { type ConvertOutType, CudaMergeDevice, type DequantizedTensor, type MergeDevice, convertPeftAdapter, mergeLoraFiles } from "../lora/index.ts";
+import { type ConvertOutType, CudaMergeDevice, type DequantizedTensor, type MergeDevice, convertPeftAdapter, exportPeftAdapter, mergeLoraFiles } from "../lora/index.ts";
 import { type CliIO, type Command, UsageError, integerOption, parseCommandArgs, withProgressBar } from "./command.ts";
 
 const usage = `usage: gpuffi lora convert PEFT_DIR OUT.gguf [--base BASE.gguf | --heads N [--kv-heads N]] [--outtype keep|f32|f16|bf16]
        gpuffi lora merge BASE.gguf ADAPTER.gguf[:SCALE]... OUT.gguf [--device cpu|cuda] [--dequantize [--dequantize-to f16|f32]]
+       gpuffi lora export-peft ADAPTER.gguf DIR [--base BASE.gguf | --heads N [--kv-heads N]] [--base-model-name NAME]
 
 convert  turns a PEFT LoRA (adapter_config.json + adapter_model.safetensors) into a llama.cpp
          GGUF adapter. --base checks the shapes against the base model and supplies the head
@@ -16,7 +18,13 @@ merge    writes BASE with W + Σ SCALE·(alpha/r)·B·A for every adapted tensor
          GPU 0 with cuBLAS (fp32); cpu (default) sums in float64. Adapted tensors of a
          quantized base are refused unless --dequantize is given: Q8_0, Q4_0, Q4_1, Q5_0 and
          Q5_1 tensors are then dequantized as ggml does and written as F16 (--dequantize-to
-         f32: F32); the other tensors keep their type.`;
+         f32: F32); the other tensors keep their type.
+export-peft  writes a GGUF LoRA adapter (one rank; q, k, v, o, gate, up, down projections,
+         as the trainer writes them) as a PEFT directory: adapter_model.safetensors (F32) and
+         adapter_config.json. q/k rows go back to Hugging Face's order, which needs the head
+         counts: from --base, or --heads and --kv-heads. --base also checks the shapes.
+         --base-model-name sets base_model_name_or_path (default: the adapter's
+         general.base_model.0.name, else the base's general.name).`;
 
 const outTypes: readonly ConvertOutType[] = ["keep", "f32", "f16", "bf16"];
 
@@ -41,6 +49,20 @@ async function convert(argv: string[], io: CliIO): Promise<number> {
     onProgress,
   }));
   io.out(`wrote ${positionals[1]} (${result.pairs} pairs, alpha ${result.alpha}, ${result.architecture})`);
+  return 0;
+}
+
+async function exportPeft(argv: string[], io: CliIO): Promise<number> {
+  const { positionals, values } = parseCommandArgs(argv, { base: "string", heads: "string", "kv-heads": "string", "base-model-name": "string" }, ["ADAPTER.gguf", "DIR"]);
+  if (values["kv-heads"] !== undefined && values.heads === undefined) throw new UsageError("--kv-heads goes with --heads");
+  const count = (name: string) => (values[name] === undefined ? undefined : integerOption(values, name, 0, 1));
+  const result = await exportPeftAdapter(positionals[0]!, positionals[1]!, {
+    base: values.base as string | undefined,
+    heads: count("heads"),
+    kvHeads: count("kv-heads"),
+    baseModelName: values["base-model-name"] as string | undefined,
+  });
+  io.out(`wrote ${positionals[1]} (${result.pairs} pairs, r ${result.rank}, lora_alpha ${result.alpha}, ${result.targetModules.join(", ")})`);
   return 0;
 }
 
@@ -83,13 +105,14 @@ async function merge(argv: string[], io: CliIO): Promise<number> {
 
 export const loraCommand: Command = {
   name: "lora",
-  synopsis: "lora convert PEFT_DIR OUT.gguf [--base BASE.gguf | --heads N [--kv-heads N]] | lora merge BASE.gguf ADAPTER.gguf[:SCALE]... OUT.gguf",
-  summary: "convert PEFT LoRA adapters to GGUF, merge adapters into a base model",
+  synopsis: "lora convert PEFT_DIR OUT.gguf [--base BASE.gguf | --heads N [--kv-heads N]] | lora merge BASE.gguf ADAPTER.gguf[:SCALE]... OUT.gguf | lora export-peft ADAPTER.gguf DIR",
+  summary: "convert PEFT LoRA adapters to GGUF, merge adapters into a base model, export GGUF adapters to PEFT",
   usage,
   run(argv: string[], io: CliIO): Promise<number> {
     const [sub, ...rest] = argv;
     if (sub === "convert") return convert(rest, io);
     if (sub === "merge") return merge(rest, io);
-    throw new UsageError(sub === undefined ? "missing subcommand (convert or merge)" : `unknown subcommand "${sub}"`);
+    if (sub === "export-peft") return exportPeft(rest, io);
+    throw new UsageError(sub === undefined ? "missing subcommand (convert, merge or export-peft)" : `unknown subcommand "${sub}"`);
   },
 };

@@ -1,12 +1,20 @@
 // LoraAdapter: a LoRA adapter loaded for one model, to be set on any number of its contexts.
-import { NativeResource, type Pointer, nativeView } from "../ffi/index.ts";
-import { openGguf } from "../formats/index.ts";
+import { HostMemory, type NativeLibrary, NativeResource, type Pointer, defineSymbols, nativeView, openLibrary } from "../ffi/index.ts";
+import { openGguf, parseGguf } from "../formats/index.ts";
 import { LlamaError } from "./errors.ts";
 import { Lifetime } from "./lifetime.ts";
 import type { LlamaModel } from "./model.ts";
 import { readMetadata } from "./strings.ts";
 
 let nextId = 1;
+
+const libcStreams = defineSymbols({
+  // <stdio.h> FILE *fmemopen(void *buf, size_t size, const char *mode);
+  fmemopen: { parameters: ["ptr", "usize", "cstring"], result: "ptr" },
+  // <stdio.h> int fclose(FILE *stream);
+  fclose: { parameters: ["ptr"], result: "i32" },
+});
+let libc: NativeLibrary<typeof libcStreams> | undefined;
 
 /**
  * A LoRA adapter loaded with `llama_adapter_lora_init`. Its weights live next to the model's,
@@ -71,6 +79,39 @@ export class LoraAdapter extends NativeResource {
       throw new LlamaError("ERR_LLAMA_ADAPTER_LOAD", `llama.cpp refused the LoRA adapter ${path} for ${model.path} (wrong base model? Llama.load({ log: "stderr" }) shows why)`);
     }
     return new LoraAdapter(model, ptr, path, rank);
+  }
+
+  /**
+   * Loads a GGUF LoRA adapter from its bytes in memory (a trained or converted adapter, no file):
+   * llama.cpp reads it through `llama_adapter_lora_init_from_file_ptr` from a libc `fmemopen`
+   * stream over a copy of the bytes in C memory. llama.cpp copies every tensor into the adapter's
+   * own buffers before it returns, so the stream and the copy are released at once. `name` stands
+   * in for the path in `path` and in errors.
+   */
+  static fromBytes(model: LlamaModel, bytes: Uint8Array, options: { readonly name?: string } = {}): LoraAdapter {
+    const name = options.name ?? `(${bytes.length} bytes in memory)`;
+    if (model.disposed) throw new LlamaError("ERR_LLAMA_ADAPTER_LOAD", `cannot load ${name}: the model was disposed`);
+    let rank: number;
+    try {
+      rank = parseGguf(bytes).tensors.find((t) => t.name.endsWith(".lora_b"))?.shape[0] ?? 0;
+    } catch (error) {
+      throw new LlamaError("ERR_LLAMA_ADAPTER_LOAD", `cannot read the LoRA adapter ${name}: ${(error as Error).message}`, { cause: error });
+    }
+    libc ??= openLibrary("libc", "libc.so.6", libcStreams);
+    using memory = HostMemory.from(bytes);
+    // "b" means nothing to glibc; without "+" the stream cannot write into the buffer.
+    const stream = libc.symbols.fmemopen(memory.ptr, bytes.length, "rb");
+    if (stream === 0) throw new LlamaError("ERR_LLAMA_ADAPTER_LOAD", `fmemopen refused a stream over the ${bytes.length} bytes of ${name}`);
+    let ptr: Pointer;
+    try {
+      ptr = model.llama.lib.symbols.llama_adapter_lora_init_from_file_ptr(model.ptr, stream);
+    } finally {
+      libc.symbols.fclose(stream);
+    }
+    if (ptr === 0) {
+      throw new LlamaError("ERR_LLAMA_ADAPTER_LOAD", `llama.cpp refused the LoRA adapter ${name} for ${model.path} (wrong base model? Llama.load({ log: "stderr" }) shows why)`);
+    }
+    return new LoraAdapter(model, ptr, name, rank);
   }
 
   /** `adapter.lora.alpha`; llama.cpp scales the adapter by scale·alpha/rank (by scale alone when alpha is 0). */

@@ -203,6 +203,10 @@ const llamaTable = {
   llama_model_n_params: { parameters: ["ptr"], result: "u64" },
   // LLAMA_API struct llama_adapter_lora * llama_adapter_lora_init(struct llama_model * model, const char * path_lora);
   llama_adapter_lora_init: { parameters: ["ptr", "cstring"], result: "ptr" },
+  // LLAMA_API struct llama_adapter_lora * llama_adapter_lora_init_from_file_ptr(struct llama_model * model, FILE * file);
+  // Reads the header from the stream's position, then every tensor's data at its offset from the
+  // stream's start (llama_file seeks there), all before it returns: the stream can be closed after.
+  llama_adapter_lora_init_from_file_ptr: { parameters: ["ptr", "ptr"], result: "ptr" },
   // LLAMA_API int32_t llama_adapter_meta_count(const struct llama_adapter_lora * adapter);
   llama_adapter_meta_count: { parameters: ["ptr"], result: "i32" },
   // LLAMA_API int32_t llama_adapter_meta_key_by_index(const struct llama_adapter_lora * adapter, int32_t i, char * buf, size_t buf_size);

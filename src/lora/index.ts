@@ -14,3 +14,18 @@ export {
   mergeLoraSpecs,
 } from "./merge.ts";
 export { CudaMergeDevice } from "./merge-cuda.ts";
+export { type ExportPeftOptions, type ExportPeftResult, exportPeftAdapter, loraWeightsToPeft } from "./export-peft.ts";
+export { type PeftAdapterOptions, loadPeftAdapter } from "./peft-adapter.ts";
+export { type LoraPair, type LoraWeights, checkLoraWeights, encodeLoraGguf, loraTargetOf, readLoraGguf } from "./train/lora-weights.ts";
+export {
+  CHECKPOINT_ADAPTER_FILE,
+  CHECKPOINT_OPTIMIZER_FILE,
+  type OptimizerMoments,
+  type TrainingState,
+  baseIdentity,
+  canonicalJson,
+  checkResumable,
+  readCheckpoint,
+  writeCheckpoint,
+} from "./train/checkpoint.ts";
+export { CheckpointError, ResumeMismatchError, TrainingError } from "./train/errors.ts";

@@ -2,4 +2,4 @@
 export { LoraShapeError, QuantizedBaseError, UnknownModuleError, UnsupportedAdapterError } from "./errors.ts";
 export { type ConvertOptions, type ConvertOutType, type ConvertResult, convertPeftAdapter, peftToGguf } from "./convert.ts";
 export { type PeftLoraConfig, parsePeftConfig } from "./peft-config.ts";
-export { permuteRopeRows } from "./rope-permute.ts";
+export { permuteRopeRows, unpermuteRopeRows } from "./rope-permute.ts";

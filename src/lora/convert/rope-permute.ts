@@ -30,3 +30,18 @@ export function permuteRopeRows(data: Uint8Array, rows: number, rowBytes: number
   }
   return out;
 }
+
+/**
+ * The inverse of permuteRopeRows: llama.cpp's row order of a q or k matrix back to Hugging
+ * Face's (for exporting an adapter to PEFT, where only B's rows move, as above).
+ */
+export function unpermuteRopeRows(data: Uint8Array, rows: number, rowBytes: number, heads: number): Uint8Array {
+  const headSize = rows / heads;
+  if (!Number.isInteger(headSize) || headSize % 2 !== 0) throw new RangeError(`${rows} rows do not split into ${heads} heads of even size`);
+  const out = new Uint8Array(data.length);
+  for (let row = 0; row < rows; row++) {
+    const to = hfRowOf(row, headSize) * rowBytes;
+    out.set(data.subarray(row * rowBytes, (row + 1) * rowBytes), to);
+  }
+  return out;
+}
