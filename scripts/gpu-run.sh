@@ -3,7 +3,7 @@
 # runs the whole test suite and the benchmarks on every runtime that was carried, and leaves
 # logs and figures in $OUT (the device tool brings them back).
 #   device run, carry [".device"]:  scripts/gpu-run.sh [stage ...]
-# Stages (default: all): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench llama
+# Stages (default: all but train): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench llama train
 # (GPUFFI_TEST_FILTER="pool cublas" limits the tests stage to those files)
 # `llama` builds llama.cpp for CUDA from .device/llama-src.tar.xz (packed with --llama), runs the
 # llama tests against that build and the llama.cpp benchmark against native llama-bench (and
@@ -64,7 +64,7 @@ cat "$out/device-$label.txt"
 # the benchmark model (TinyLlama's shape, random F16 weights) and two adapters are made meanwhile too.
 llama_dir=/tmp/gpuffi-llama
 models=/tmp/gpuffi-models
-if want llama && [ -f .device/llama-src.tar.xz ]; then
+if { want llama || want train; } && [ -f .device/llama-src.tar.xz ]; then
   scripts/build-llama.sh --cuda --rpc --arch 90a --src .device/llama-src.tar.xz --out "$llama_dir" --jobs "$(nproc)" > "$out/llama-build-$label.log" 2>&1 &
   llama_build=$!
   mkdir -p "$models"
@@ -72,6 +72,13 @@ if want llama && [ -f .device/llama-src.tar.xz ]; then
     run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-lora "$models/tinyllama-shape-f16.gguf" "$models/lora-a.gguf" --rank 16 --alpha 32 --seed 1 &&
     run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-lora "$models/tinyllama-shape-f16.gguf" "$models/lora-b.gguf" --rank 16 --alpha 32 --seed 2 ) > "$out/llama-models-$label.log" 2>&1 &
   llama_models=$!
+fi
+
+# PyTorch + PEFT (the training anchor and the reference fixture) use the GPU while llama.cpp builds.
+if want train; then
+  ( PYTHONUNBUFFERED=1 python3 test/lora/train/fixture/make_peft_reference.py "$out/peft-reference" > "$out/peft-reference-$label.log" 2>&1
+    PYTHONUNBUFFERED=1 python3 bench/train_peft.py --modes bf16,tf32,fp32 --steps 10 --out "$out/train-peft-$label.jsonl" > "$out/train-peft-$label.log" 2>&1 ) &
+  peft_job=$!
 fi
 
 if want tests; then
@@ -109,6 +116,12 @@ for name in "${runtimes[@]}"; do
     run_ts "$name" bench/upload.bench.ts "$out" > "$out/upload-bench-$label-$name.txt" 2>&1; tail -25 "$out/upload-bench-$label-$name.txt"
   fi
 done
+if want train && [ -x "$llama_dir/llama-bench" ]; then
+  wait "$peft_job"; tail -3 "$out/peft-reference-$label.log"; cat "$out/train-peft-$label.jsonl"
+  GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" test/run.ts train/ > "$out/train-tests-$label.log" 2>&1; grep -E "✗|#summary" "$out/train-tests-$label.log"
+  GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" bench/train.bench.ts "$models/tinyllama-shape-f16.gguf" "$out" --device cuda:0 --peft "$out/train-peft-$label.jsonl" --label "$label" > "$out/train-bench-$label.txt" 2>&1
+  tail -8 "$out/train-bench-$label.txt"
+fi
 if want llama && [ -x "$llama_dir/llama-bench" ]; then
   for name in "${runtimes[@]}"; do
     GPUFFI_LLAMA_DIR=$llama_dir run_ts "$name" test/run.ts ggml/ llama/ lora/ > "$out/llama-tests-$label-$name.log" 2>&1; grep -E "✗|#summary" "$out/llama-tests-$label-$name.log"

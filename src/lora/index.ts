@@ -29,3 +29,8 @@ export {
   writeCheckpoint,
 } from "./train/checkpoint.ts";
 export { CheckpointError, ResumeMismatchError, TrainingError } from "./train/errors.ts";
+export { BatchOrder, Dataset, type DataFormat, type DatasetOptions, type Tokenizer, type TrainingSequence, modelTokenizer } from "./train/dataset.ts";
+export { TrainingDataError } from "./train/errors.ts";
+export { LoraTrainer, type TrainerOptions, type StepReport } from "./train/trainer.ts";
+export { type TrainingOptions, type Schedule, learningRate } from "./train/options.ts";
+export { ArchitectureError, type LlamaShape, type Target, allTargets, llamaShape } from "./train/architecture.ts";

@@ -1,0 +1,78 @@
+// Training throughput: gpuffi's LoRA trainer on ggml against PyTorch + PEFT in the same job.
+//   bun bench/train.bench.ts BASE.gguf OUT_DIR [--device cuda:0] [--batch 4] [--ctx 512] [--steps 10] [--warmup 2] [--threads N] [--peft FILE.jsonl] [--label h200]
+// BASE: a TinyLlama-shaped model (gpu-run.sh makes one with make-tiny-model). LoRA r16 alpha32 on
+// all seven projections, AdamW, random tokens, as bench/train_peft.py does for PEFT; --peft names
+// that script's output from the same job, whose modes are set beside ours as ratios.
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { seededRandom } from "../src/formats/index.ts";
+import { Dataset, LoraTrainer } from "../src/lora/index.ts";
+
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1]! : fallback;
+};
+const [base, out] = args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
+if (base === undefined || out === undefined) throw new Error("usage: train.bench.ts BASE.gguf OUT_DIR [--device cuda:0] ...");
+const device = flag("device", "cuda:0");
+const batch = Number(flag("batch", "4"));
+const ctx = Number(flag("ctx", "512"));
+const steps = Number(flag("steps", "10"));
+const warmup = Number(flag("warmup", "2"));
+const threads = args.includes("--threads") ? Number(flag("threads", "1")) : undefined;
+const label = flag("label", "gpu");
+
+const random = seededRandom(1);
+const trainer = await LoraTrainer.create({
+  base,
+  data: Dataset.fromSequences(
+    Array.from({ length: batch * (steps + warmup) }, (_, i) => ({
+      tokens: Int32Array.from({ length: ctx + 1 }, () => 1 + Math.floor(random() * 31000)),
+      counted: new Uint8Array(ctx).fill(1),
+      source: `random ${i}`,
+    })),
+    ctx,
+  ),
+  device,
+  threads,
+  rank: 16,
+  alpha: 32,
+  ctx,
+  batch,
+  steps: steps + warmup,
+  shuffle: false,
+});
+const reports = [];
+for await (const r of trainer.run()) {
+  reports.push(r);
+  console.log(`step ${r.step}: loss ${r.loss.toFixed(4)} ${r.tokensPerSecond.toFixed(0)} tokens/s (${r.stepMs.toFixed(1)} ms)`);
+}
+const timed = reports.slice(warmup);
+const ms = timed.map((r) => r.stepMs).sort((a, b) => a - b);
+const tokensPerSecond = (batch * ctx * timed.length * 1000) / timed.reduce((s, r) => s + r.stepMs, 0);
+const result = {
+  side: "gpuffi",
+  device,
+  batch,
+  ctx,
+  steps: timed.length,
+  tokens_per_s: tokensPerSecond,
+  step_ms_median: ms[Math.floor(ms.length / 2)],
+  memory: trainer.memory,
+  memory_gib: (trainer.memory.base + trainer.memory.lora + trainer.memory.compute) / 2 ** 30,
+};
+trainer.dispose();
+const lines = [JSON.stringify(result)];
+const peftFile = args.includes("--peft") ? flag("peft", "") : "";
+const table = [`| side | tokens/s | step ms (median) | memory GiB | gpuffi ÷ side |`, `|---|---|---|---|---|`, `| gpuffi (${device}, F32 base, TF32 cuBLAS) | ${tokensPerSecond.toFixed(0)} | ${result.step_ms_median!.toFixed(1)} | ${result.memory_gib.toFixed(2)} | 1.00 |`];
+if (peftFile) {
+  for (const line of readFileSync(peftFile, "utf8").split("\n").filter(Boolean)) {
+    const p = JSON.parse(line) as { mode: string; tokens_per_s: number; step_ms_median?: number; step_ms: number; peak_gib: number };
+    lines.push(line);
+    table.push(`| PyTorch+PEFT ${p.mode} | ${p.tokens_per_s.toFixed(0)} | ${(p.step_ms_median ?? p.step_ms).toFixed(1)} | ${p.peak_gib.toFixed(2)} | ${(tokensPerSecond / p.tokens_per_s).toFixed(3)} |`);
+  }
+}
+writeFileSync(join(out, `train-${label}.jsonl`), `${lines.join("\n")}\n`);
+console.log(table.join("\n"));
