@@ -51,3 +51,4 @@ export { libcudaSpec } from "./driver-library.ts";
 export * from "./pool/index.ts";
 export * from "./cublas.ts";
 export * from "./multi-gpu.ts";
+export * from "./nvml/index.ts";
