@@ -156,7 +156,8 @@ function describeNvml(nvml: GpuHealth): string[] {
 const usage = `usage: gpuffi doctor [--json]
 
 Reports the JS runtime, where libcudart, libcuda, libcublas and libllama were found and their
-versions, the GPUs, and whether CUDA work can run here. Exit code 0 when it can, 1 when not.
+versions, the GPUs (and from NVML their memory, utilization, power, clocks and processes),
+and whether CUDA work can run here. Exit code 0 when it can, 1 when not.
   --json   the same report as JSON`;
 
 export const doctorCommand: Command = {

@@ -47,8 +47,8 @@ export {
   minorCompatibilityDriver,
 } from "./version.ts";
 export { cudartSpec, cudaToolkitDirs } from "./cudart-library.ts";
+export * from "./nvml/index.ts";
 export { libcudaSpec } from "./driver-library.ts";
 export * from "./pool/index.ts";
 export * from "./cublas.ts";
 export * from "./multi-gpu.ts";
-export * from "./nvml/index.ts";
