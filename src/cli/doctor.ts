@@ -16,6 +16,7 @@ import {
   gpuHealth,
   libcudaSpec,
   linuxDriverVersion,
+  nvmlSpec,
 } from "../cuda/index.ts";
 import { existsSync } from "node:fs";
 import { llamaSpec } from "../lora/bindings.ts";
@@ -145,7 +146,8 @@ export function describe(report: DoctorReport): string {
 }
 
 function describeNvml(nvml: GpuHealth): string[] {
-  if (!nvml.versions) return [`nvml: not found${nvml.error ? ` (${nvml.error.split("\n")[0]})` : ""}`];
+  // A one-line error (a driver too old) says it all; the locator's list of tried paths does not fit here.
+  if (!nvml.versions) return [`nvml: not found (${nvml.error && !nvml.error.includes("\n") ? nvml.error : nvmlSpec.hint})`];
   return [
     `nvml: ${nvml.versions.nvml} (driver ${nvml.versions.driver}) ${nvml.path}`,
     ...(nvml.error ? [`  error: ${nvml.error}`] : []),

@@ -339,7 +339,7 @@ export class NvmlDevice {
   /** nvmlDeviceGetMemoryInfo_v2 (with the reserved bytes), falling back to the first version where the driver refuses the struct version. */
   memory(): NvmlMemoryInfo | null {
     const s = this.session.symbols;
-    const v2 = new Uint8Array(encodeStruct(nvmlMemoryV2, { version: nvmlMemoryV2Version }));
+    const v2 = encodeStruct(nvmlMemoryV2, { version: nvmlMemoryV2Version });
     const status = s.nvmlDeviceGetMemoryInfo_v2?.(this.handle, v2) ?? NvmlReturn.functionNotFound;
     if (status === NvmlReturn.success) {
       const m = decodeStruct(nvmlMemoryV2, v2);

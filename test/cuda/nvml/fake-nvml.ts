@@ -3,7 +3,7 @@
 // (not through gpuffi's struct codec), so a wrong layout in src/cuda/nvml/library.ts reads wrong
 // values here as it would from the real library. Every call is recorded.
 import { type RecordedCall, recordingSymbols } from "../recording-symbols.ts";
-import { type NvmlApi, NvmlLibrary } from "../../../src/cuda/index.ts";
+import { type NvmlApi, NvmlLibrary, NvmlReturn } from "../../../src/cuda/index.ts";
 
 export interface FakeProcess {
   pid: number;
@@ -97,12 +97,7 @@ export function fakeGpu(index: number, overrides: Partial<FakeGpu> = {}): FakeGp
   };
 }
 
-const success = 0;
-const notSupported = 3;
-const insufficientSize = 7;
-const uninitialized = 1;
-const invalidArgument = 2;
-const versionMismatch = 25;
+const { success, notSupported, insufficientSize, uninitialized, invalidArgument, notFound, argumentVersionMismatch: versionMismatch } = NvmlReturn;
 
 export function fakeNvml(options: FakeNvmlOptions = {}): FakeNvml {
   const calls: RecordedCall[] = [];
@@ -137,7 +132,7 @@ export function fakeNvml(options: FakeNvmlOptions = {}): FakeNvml {
     nvmlSystemGetCudaDriverVersion_v2: (out: Int32Array) => writeU32(out, options.cudaDriver ?? 12090),
     nvmlSystemGetProcessName: (pid: number, out: Uint8Array, length: number) => {
       const name = options.processNames?.[pid];
-      return name === undefined ? 6 : writeText(out, length, name);
+      return name === undefined ? notFound : writeText(out, length, name);
     },
     nvmlDeviceGetCount_v2: (out: Uint32Array) => (initDepth === 0 ? uninitialized : writeU32(out, gpus.length)),
     nvmlDeviceGetHandleByIndex_v2: (index: number, out: BigUint64Array) => {
