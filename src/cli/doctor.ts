@@ -5,13 +5,18 @@
 import { type LibrarySpec, candidatePaths, runtimeVersion } from "../ffi/index.ts";
 import {
   type DeviceInfo,
+  type GpuHealth,
+  type Nvml,
   checkCompatibility,
   cudaRuntime,
   cudartSpec,
   deviceInfo,
   formatCudaVersion,
+  formatGpuTable,
+  gpuHealth,
   libcudaSpec,
   linuxDriverVersion,
+  nvmlSpec,
 } from "../cuda/index.ts";
 import { existsSync } from "node:fs";
 import { llamaSpec } from "../llama/bindings.ts";
@@ -39,6 +44,8 @@ export interface DoctorReport {
   readonly devices: readonly DeviceInfo[];
   /** Which GPUs can reach which directly (null with fewer than two). */
   readonly peers: PeerTopology | null;
+  /** NVML: every GPU's live state (memory, utilization, power, clocks, processes…), or why it is missing. */
+  readonly nvml: GpuHealth;
   readonly verdict: { readonly ok: boolean; readonly level: string; readonly problems: readonly string[]; readonly warnings: readonly string[] };
 }
 
@@ -53,7 +60,8 @@ function locate(spec: LibrarySpec): LibraryReport {
 
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
-export function doctorReport(): DoctorReport {
+/** `nvml` opens the NVML session to report (default: the real libnvidia-ml). */
+export function doctorReport(options: { readonly nvml?: () => Nvml } = {}): DoctorReport {
   const report = {
     runtime: runtimeVersion(),
     cublas: locate(cublasSpec),
@@ -70,6 +78,7 @@ export function doctorReport(): DoctorReport {
       cudart: { found: false, error: message(error) },
       devices: [],
       peers: null,
+      nvml: gpuHealth({ open: options.nvml, cudaBusIds: [] }),
       verdict: { ok: false, level: "incompatible", problems: [`libcudart could not be loaded: ${message(error).split("\n")[0]} (${cudartSpec.hint})`], warnings: [] },
     };
   }
@@ -101,6 +110,7 @@ export function doctorReport(): DoctorReport {
     driver: { ...report.driver, ...(driverCuda ? { cudaVersion: formatCudaVersion(driverCuda) } : {}) },
     devices,
     peers,
+    nvml: gpuHealth({ open: options.nvml, cudaBusIds: devices.map((d) => d.pciBusId) }),
     verdict: { ok: problems.length === 0, level: problems.length === 0 ? verdict.level : "incompatible", problems, warnings: verdict.warnings },
   };
 }
@@ -114,7 +124,7 @@ function library(name: string, lib: LibraryReport): string {
   return `${name}: ${lib.version ? `${lib.version} ` : ""}${lib.path}${lib.source ? `  [${lib.source}]` : ""}`;
 }
 
-function describe(report: DoctorReport): string {
+export function describe(report: DoctorReport): string {
   const lines = [
     `runtime: ${report.runtime}`,
     library("libcudart", report.cudart),
@@ -126,6 +136,7 @@ function describe(report: DoctorReport): string {
     `devices: ${report.devices.length === 0 ? "none" : ""}`,
     ...report.devices.map((d) =>
       `  ${d.ordinal}: ${d.name}, compute ${d.computeCapability.major}.${d.computeCapability.minor}, ${gib(d.totalMemory)}, ${d.multiProcessorCount} SMs, ${d.pciBusId}, ${d.uuid}`),
+    ...describeNvml(report.nvml),
     ...(report.peers ? ["peer access:", formatPeerTopology(report.peers)] : []),
     ...report.verdict.warnings.map((w) => `warning: ${w}`),
     ...report.verdict.problems.map((p) => `problem: ${p}`),
@@ -134,10 +145,21 @@ function describe(report: DoctorReport): string {
   return lines.join("\n");
 }
 
+function describeNvml(nvml: GpuHealth): string[] {
+  // A one-line error (a driver too old) says it all; the locator's list of tried paths does not fit here.
+  if (!nvml.versions) return [`nvml: not found (${nvml.error && !nvml.error.includes("\n") ? nvml.error : nvmlSpec.hint})`];
+  return [
+    `nvml: ${nvml.versions.nvml} (driver ${nvml.versions.driver}) ${nvml.path}`,
+    ...(nvml.error ? [`  error: ${nvml.error}`] : []),
+    ...(nvml.gpus.length > 0 ? [formatGpuTable(nvml.gpus)] : []),
+  ];
+}
+
 const usage = `usage: gpuffi doctor [--json]
 
 Reports the JS runtime, where libcudart, libcuda, libcublas and libllama were found and their
-versions, the GPUs, and whether CUDA work can run here. Exit code 0 when it can, 1 when not.
+versions, the GPUs (and from NVML their memory, utilization, power, clocks and processes),
+and whether CUDA work can run here. Exit code 0 when it can, 1 when not.
   --json   the same report as JSON`;
 
 export const doctorCommand: Command = {

@@ -10,6 +10,7 @@ import { safetensorsCommand } from "./safetensors-inspect.ts";
 import { makeTinyModelCommand } from "./make-tiny-model.ts";
 import { makeTinyLoraCommand } from "./make-tiny-lora.ts";
 import { doctorCommand } from "./doctor.ts";
+import { topCommand } from "./top.ts";
 import { tokenizeCommand } from "./tokenize.ts";
 import { generateCommand } from "./generate.ts";
 import { loraCommand } from "./lora.ts";
@@ -17,6 +18,7 @@ import { uploadCommand } from "./upload.ts";
 
 const commands: readonly Command[] = [
   doctorCommand,
+  topCommand,
   generateCommand,
   tokenizeCommand,
   loraCommand,

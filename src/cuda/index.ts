@@ -49,6 +49,7 @@ export {
   minorCompatibilityDriver,
 } from "./version.ts";
 export { cudartSpec, cudaToolkitDirs } from "./cudart-library.ts";
+export * from "./nvml/index.ts";
 export { libcudaSpec } from "./driver-library.ts";
 export * from "./pool/index.ts";
 export * from "./blas/index.ts";

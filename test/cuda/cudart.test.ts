@@ -41,7 +41,7 @@ test("gpuffi doctor --json has the documented shape and exits 1 without a GPU", 
   const printed: string[] = [];
   const code = await main(["doctor", "--json"], { out: (text) => void printed.push(text), err: (text) => void printed.push(text) });
   const parsed = JSON.parse(printed.join("\n"));
-  assert.deepEqual(Object.keys(parsed).sort(), ["cublas", "cudart", "devices", "driver", "llama", "nccl", "peers", "runtime", "verdict"]);
+  assert.deepEqual(Object.keys(parsed).sort(), ["cublas", "cudart", "devices", "driver", "llama", "nccl", "nvml", "peers", "runtime", "verdict"]);
   assert.equal(code, parsed.verdict.ok ? 0 : 1);
   if (!gpu.available) {
     assert.equal(code, 1);
