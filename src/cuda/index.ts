@@ -49,5 +49,6 @@ export {
 export { cudartSpec, cudaToolkitDirs } from "./cudart-library.ts";
 export { libcudaSpec } from "./driver-library.ts";
 export * from "./pool/index.ts";
+export * from "./kernels/index.ts";
 export * from "./cublas.ts";
 export * from "./multi-gpu.ts";
