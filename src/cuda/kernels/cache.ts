@@ -110,26 +110,31 @@ function writeEntry(dir: string, compiled: CompiledProgram): void {
   }
 }
 
+// In memory, entries are also told apart by the libnvrtc file that made them: one process may
+// load two builds that call themselves the same version (a test's fake beside the real one).
+// On disk the version alone decides, so that a move between installs keeps the cache.
+
 /** The cached program for `key`: from memory, else from `dir` when given (then kept in memory too). */
-export function lookup(key: string, dir: string | undefined): CompiledProgram | undefined {
-  const hit = memory.get(key);
+export function lookup(key: string, dir: string | undefined, library: string): CompiledProgram | undefined {
+  const slot = `${library}\0${key}`;
+  const hit = memory.get(slot);
   if (hit) {
-    memory.delete(key);
-    memory.set(key, hit);
+    memory.delete(slot);
+    memory.set(slot, hit);
     return { ...hit, cached: "memory" };
   }
   const entry = dir === undefined ? undefined : readEntry(dir, key);
-  if (entry) keep(entry);
+  if (entry) keep(entry, library);
   return entry;
 }
 
-function keep(compiled: CompiledProgram): void {
-  memory.set(compiled.key, compiled);
+function keep(compiled: CompiledProgram, library: string): void {
+  memory.set(`${library}\0${compiled.key}`, compiled);
   if (memory.size > memoryLimit) memory.delete(memory.keys().next().value!);
 }
 
 /** Keeps a fresh compile in memory, and in `dir` when given. */
-export function remember(compiled: CompiledProgram, dir: string | undefined): void {
-  keep(compiled);
+export function remember(compiled: CompiledProgram, dir: string | undefined, library: string): void {
+  keep(compiled, library);
   if (dir !== undefined) writeEntry(dir, compiled);
 }

@@ -279,10 +279,10 @@ export function compile(source: string, options: CompileOptions = {}): CompiledP
   const key = cacheKey({ source, name, options: list, nameExpressions, nvrtcVersion: version });
   const dir = cache === true ? (options.cacheDir ?? defaultCacheDir()) : undefined;
   if (cache !== false) {
-    const hit = lookup(key, dir);
+    const hit = lookup(key, dir, api.path);
     if (hit) return hit;
   }
   const compiled: CompiledProgram = { ...runNvrtc(api, source, name, arch, list, nameExpressions), key, nvrtcVersion: version, cached: undefined };
-  if (cache !== false) remember(compiled, dir);
+  if (cache !== false) remember(compiled, dir, api.path);
   return compiled;
 }

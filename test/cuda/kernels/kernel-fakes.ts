@@ -57,7 +57,7 @@ const writeInt = (out: ArrayBufferView | null, value: number) => void (new Int32
 const writeWord = (out: ArrayBufferView | null, value: number) => void (new BigUint64Array(out!.buffer, out!.byteOffset, 1)[0] = BigInt(value));
 const readWord = (view: ArrayBufferView | null) => Number(new BigUint64Array(view!.buffer, view!.byteOffset, 1)[0]!);
 
-export function fakeNvrtc(options: { version?: [number, number]; archs?: number[] } = {}): FakeNvrtc {
+export function fakeNvrtc(options: { version?: [number, number]; archs?: number[]; path?: string } = {}): FakeNvrtc {
   const [major, minor] = options.version ?? [13, 0];
   const archs = options.archs ?? [75, 80, 86, 89, 90, 100, 120];
   const calls: RecordedCall[] = [];
@@ -135,7 +135,7 @@ export function fakeNvrtc(options: { version?: [number, number]; archs?: number[
     },
   };
   const symbols = recordingSymbols<NvrtcSymbols>("libnvrtc", implementation, { calls, failNext });
-  return Object.assign(fake, { api: { path: "/fake/libnvrtc.so.13", symbols } });
+  return Object.assign(fake, { api: { path: options.path ?? "/fake/libnvrtc.so.13", symbols } });
 }
 
 interface FakeFunction {

@@ -24,7 +24,7 @@ import {
   elementwiseSource,
   loadNvrtc,
 } from "../../../src/cuda/index.ts";
-import { fakeKernelSetup } from "./kernel-fakes.ts";
+import { fakeKernelSetup, fakeNvrtc } from "./kernel-fakes.ts";
 
 const scaleSource = `extern "C" __global__ void scale(float *x, float a, unsigned int n) {
   unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -133,6 +133,8 @@ test("the compile cache: memory, then disk in a fresh process; keyed by source, 
   using newer = fakeKernelSetup({ nvrtcVersion: [13, 1] });
   compile(source, { ...options, nvrtc: newer.nvrtc.api });
   assert.equal(newer.nvrtc.compiles(), 1, "another NVRTC version compiles again");
+  const otherBuild = fakeNvrtc({ path: "/other/libnvrtc.so.13" });
+  assert.equal(compile(source, { ...options, nvrtc: otherBuild.api, cacheDir: undefined, cache: "memory" }).cached, undefined, "in memory, another libnvrtc of the same version does not share entries");
   // "memory" keeps the disk out of it; false compiles every time.
   const memoryOnly = `${source}// memory only\n`;
   compile(memoryOnly, { ...options, cache: "memory" });
