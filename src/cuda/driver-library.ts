@@ -46,7 +46,7 @@ export const CuMem = {
   granularityMinimum: 0,
 } as const;
 
-export const libcudaSymbols = defineSymbols({
+const libcudaTable = {
   // CUresult cuGetErrorString(CUresult error, const char **pStr);
   cuGetErrorString: { parameters: ["i32", "buffer"], result: "i32" },
   // CUresult cuGetErrorName(CUresult error, const char **pStr);
@@ -94,4 +94,5 @@ export const libcudaSymbols = defineSymbols({
   // CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams, void **extra);
   // kernelParams is a `ptr`: the argument block lives in C heap memory, so a launch passes only numbers.
   cuLaunchKernel: { parameters: ["ptr", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "ptr", "ptr", "ptr"], result: "i32" },
-});
+} as const;
+export const libcudaSymbols: typeof libcudaTable = defineSymbols(libcudaTable);
