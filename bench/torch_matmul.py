@@ -47,20 +47,26 @@ def throughput(mode, n, iters, repeats):
     return {"mode": mode, "n": n, "iters": iters, "ms": ms, "tflops": 2 * n**3 / (ms * 1e-3) / 1e12}
 
 
+def per_call_us(call, calls, bursts, warmup=1):
+    """Host µs per call: the median over `bursts` bursts of `calls` calls, the GPU drained between bursts."""
+    for _ in range(warmup):
+        call()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(bursts):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            call()
+        times.append((time.perf_counter() - t0) / calls * 1e6)
+        torch.cuda.synchronize()
+    return statistics.median(times)
+
+
 def issue(mode, n, calls, bursts):
     a, b, c = operands(mode, n)
     result = {"mode": mode, "n": n, "calls": calls}
     for name, call in (("matmulUs", lambda: torch.matmul(a, b)), ("matmulOutUs", lambda: torch.matmul(a, b, out=c))):
-        call()
-        torch.cuda.synchronize()
-        times = []
-        for _ in range(bursts):
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                call()
-            times.append((time.perf_counter() - t0) / calls * 1e6)
-            torch.cuda.synchronize()
-        result[name] = statistics.median(times)
+        result[name] = per_call_us(call, calls, bursts)
     return result
 
 

@@ -1,6 +1,7 @@
 // libcuda, the driver API, for what the runtime API lacks: the device name and UUID (the runtime
 // only returns them inside struct cudaDeviceProp, whose layout changes between CUDA versions) and
-// virtual memory management, which the pools' expandable segments map memory with. The driver
+// virtual memory management, which the pools' expandable segments map memory with; and modules
+// and launches for the kernels gpuffi compiles with NVRTC (kernels/). The driver
 // library comes with the NVIDIA driver itself, so it is present wherever a GPU is.
 import { type LibrarySpec, defineStruct, defineSymbols } from "../ffi/index.ts";
 
@@ -45,7 +46,7 @@ export const CuMem = {
   granularityMinimum: 0,
 } as const;
 
-export const libcudaSymbols = defineSymbols({
+const libcudaTable = {
   // CUresult cuGetErrorString(CUresult error, const char **pStr);
   cuGetErrorString: { parameters: ["i32", "buffer"], result: "i32" },
   // CUresult cuGetErrorName(CUresult error, const char **pStr);
@@ -62,6 +63,14 @@ export const libcudaSymbols = defineSymbols({
   cuDeviceTotalMem_v2: { parameters: ["buffer", "i32"], result: "i32" },
   // CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev);
   cuDeviceGetAttribute: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  // CUresult cuCtxGetCurrent(CUcontext *pctx);
+  cuCtxGetCurrent: { parameters: ["buffer"], result: "i32" },
+  // CUresult cuModuleLoadData(CUmodule *module, const void *image);
+  cuModuleLoadData: { parameters: ["buffer", "buffer"], result: "i32" },
+  // CUresult cuModuleUnload(CUmodule hmod);
+  cuModuleUnload: { parameters: ["ptr"], result: "i32" },
+  // CUresult cuModuleGetFunction(CUfunction *hfunc, CUmodule hmod, const char *name);
+  cuModuleGetFunction: { parameters: ["buffer", "ptr", "cstring"], result: "i32" },
   // CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment, CUdeviceptr addr, unsigned long long flags);
   cuMemAddressReserve: { parameters: ["buffer", "usize", "usize", "ptr", "u64"], result: "i32" },
   // CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size);
@@ -78,4 +87,12 @@ export const libcudaSymbols = defineSymbols({
   cuMemSetAccess: { parameters: ["ptr", "usize", "buffer", "usize"], result: "i32" },
   // CUresult cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop, CUmemAllocationGranularity_flags option);
   cuMemGetAllocationGranularity: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
-});
+  // CUresult cuFuncGetAttribute(int *pi, CUfunction_attribute attrib, CUfunction hfunc);
+  cuFuncGetAttribute: { parameters: ["buffer", "i32", "ptr"], result: "i32" },
+  // CUresult cuFuncSetAttribute(CUfunction hfunc, CUfunction_attribute attrib, int value);
+  cuFuncSetAttribute: { parameters: ["ptr", "i32", "i32"], result: "i32" },
+  // CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams, void **extra);
+  // kernelParams is a `ptr`: the argument block lives in C heap memory, so a launch passes only numbers.
+  cuLaunchKernel: { parameters: ["ptr", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "ptr", "ptr", "ptr"], result: "i32" },
+} as const;
+export const libcudaSymbols: typeof libcudaTable = defineSymbols(libcudaTable);

@@ -68,3 +68,4 @@ export {
   uploadStrategies,
   uploadTensors,
 } from "./upload.ts";
+export * from "./kernels/index.ts";
