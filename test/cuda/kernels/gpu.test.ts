@@ -15,7 +15,7 @@ import { DisposedError } from "../../../src/ffi/index.ts";
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../../src/formats/half.ts";
 import { CudaContext, CudaGraph, type ElementType, KernelModule, type Pitched2D, type Pitched2DView, PitchedPool, elementwise } from "../../../src/cuda/index.ts";
 import { probeGpu } from "../gpu-probe.ts";
-import { runtimeCommand } from "../rendezvous-helpers.ts";
+import { runtimeCommand } from "../nccl/rendezvous-helpers.ts";
 import { benchSource, elementwiseOps, iotaNames, iotaSource, reverseSource, rowScaleReference, rowScaleSource } from "./kernel-sources.ts";
 import { nvrtcSkipReason } from "./nvrtc-probe.ts";
 

@@ -10,7 +10,7 @@
 // captured into a graph like the fake's copies).
 import { HostMemory, nativeView, type Pointer, readCString } from "../../../src/ffi/index.ts";
 import { CudaContext, CudaRuntime, type KernelDriverApi, type NvrtcApi, type NvrtcSymbols } from "../../../src/cuda/index.ts";
-import { fakeCudartWith2D } from "../cublas-fake.ts";
+import { fakeCudartWith2D } from "../blas/cublas-fake.ts";
 import type { FakeCudart } from "../fake-cudart.ts";
 import { type RecordedCall, recordingSymbols } from "../recording-symbols.ts";
 
