@@ -20,9 +20,9 @@ import { Llama, type LlamaDevice, siblingLibrary } from "./llama.ts";
 /** RPC_PROTO_MAJOR_VERSION / _MINOR_VERSION of ggml-rpc.h in llama.cpp 0.5.0. */
 export const rpcProtocol = Object.freeze({ major: 7, minor: 0 });
 /** GGML_RPC_MAX_SERVERS */
-const maxServers = 16;
+export const maxServers = 16;
 
-const rpcSymbols = defineSymbols({
+export const rpcSymbols = defineSymbols({
   // GGML_BACKEND_API ggml_backend_reg_t ggml_backend_rpc_add_server(const char * endpoint);
   ggml_backend_rpc_add_server: { parameters: ["cstring"], result: "ptr" },
 });
