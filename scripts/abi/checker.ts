@@ -477,11 +477,20 @@ function collectFailures(output: string, file: string, checks: Map<number, Check
     else if (!/static assertion failed/.test(block.message) && !/conflicting types|variably modified|previous declaration/.test(block.message) && !other.has(line)) other.set(line, block.message);
     reported.add(line);
   }
+  // A member or name the header lacks fails every check that uses it: name it once.
+  const missing = new Set<string>();
   for (const line of [...reported].sort((a, b) => a - b)) {
     const check = checks.get(line)!;
     const value = values.get(line);
     const text = other.get(line);
-    fail(check.symbol, check.what, check.expected, text !== undefined ? `does not compile: ${text}` : value !== undefined ? formatFound(check, value) : "something else (see the compiler's output)");
+    if (text !== undefined) {
+      if (missing.has(`${check.symbol}\0${text}`)) continue;
+      missing.add(`${check.symbol}\0${text}`);
+      const expected = check.what.endsWith(" offset") ? `a member at offset ${check.expected}` : check.expected;
+      fail(check.symbol, check.what.replace(/ (offset|size|type)$/, ""), expected, `does not compile: ${text}`);
+    } else {
+      fail(check.symbol, check.what, check.expected, value !== undefined ? formatFound(check, value) : "something else (see the compiler's output)");
+    }
   }
   for (const message of new Set(general)) fail("(translation unit)", "compile", "no errors", message);
 }
