@@ -74,6 +74,16 @@ if (runtimeFlag < 0 && filters.length === 0) {
   results.push({ name: "layers", passed: layered ? 1 : 0, failed: layered ? 0 : 1, skipped: 0 });
   totals.passed += layered ? 1 : 0;
   totals.failed += layered ? 0 : 1;
+
+  // Every symbol table, struct and constant against its C headers (scripts/check-abi.ts): one
+  // counted line, skipped when no library could be checked (no GCC, no headers).
+  const abi = spawnSync(process.execPath, ["--import", "tsx", join(root, "scripts", "check-abi.ts")], { cwd: root, encoding: "utf8" });
+  for (const line of `${abi.stdout}${abi.stderr}`.trimEnd().split("\n")) console.log(`[abi] ${line}`);
+  const checked = Number(/^(\d+) libraries checked/m.exec(abi.stdout)?.[1] ?? 0);
+  const abiResult = abi.status !== 0 ? "failed" : checked > 0 ? "passed" : "skipped";
+  console.log(`[abi] ${abiResult === "passed" ? "✓" : abiResult === "failed" ? "✗" : "-"} ABI check ${abiResult}`);
+  results.push({ name: "abi", passed: abiResult === "passed" ? 1 : 0, failed: abiResult === "failed" ? 1 : 0, skipped: abiResult === "skipped" ? 1 : 0 });
+  totals[abiResult] += 1;
 }
 for (const name of selected) {
   if (!runtimes[name]) throw new Error(`unknown runtime ${name}; choose from ${Object.keys(runtimes).join(", ")}`);

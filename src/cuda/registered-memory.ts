@@ -10,6 +10,8 @@ import { CudaMemory, checkAllocationSize } from "./memory.ts";
 // driver_types.h
 const cudaHostRegisterPortable = 0x01;
 const cudaHostRegisterReadOnly = 0x08;
+/** The flags above, for the ABI check (scripts/abi/tables.ts). */
+export const hostRegisterFlags = { cudaHostRegisterPortable, cudaHostRegisterReadOnly } as const;
 
 export interface HostRegisterOptions {
   /**

@@ -5,7 +5,7 @@ import { backend } from "./backend.ts";
 import { defineSymbols } from "./types.ts";
 
 // <dlfcn.h>; in glibc ≥ 2.34 these live in libc.so.6 itself.
-const dlSymbols = defineSymbols({
+export const dlSymbols = defineSymbols({
   // void *dlopen(const char *filename, int flags);
   dlopen: { parameters: ["cstring", "i32"], result: "ptr" },
   // int dlclose(void *handle);
@@ -20,6 +20,8 @@ const dlSymbols = defineSymbols({
 
 const RTLD_NOW = 0x2;
 const RTLD_GLOBAL = 0x100;
+/** The flags above, for the ABI check (scripts/abi/tables.ts). */
+export const dlFlags = { RTLD_NOW, RTLD_GLOBAL } as const;
 
 const libdl = backend.open("libc.so.6", dlSymbols, new Map()).symbols as unknown as {
   dlopen(path: string, flags: number): number;

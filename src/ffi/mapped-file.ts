@@ -8,7 +8,7 @@ import { nativeView } from "./memory.ts";
 import { NativeResource } from "./resource.ts";
 import { type Pointer, defineSymbols } from "./types.ts";
 
-const libcMapping = defineSymbols({
+export const libcMapping = defineSymbols({
   // <fcntl.h> int open(const char *pathname, int flags, ...);
   // (variadic only for the mode, which glibc reads only with O_CREAT or O_TMPFILE)
   open: { parameters: ["cstring", "i32"], result: "i32" },
@@ -36,6 +36,8 @@ const _SC_PAGESIZE = 30;
 const PROT_READ = 1;
 // MAP_SHARED: the file's own page-cache pages, never private copies of them.
 const MAP_SHARED = 1;
+/** The libc constants above, for the ABI check (scripts/abi/tables.ts). */
+export const mappingConstants = { O_RDONLY, O_CLOEXEC, SEEK_END, _SC_PAGESIZE, PROT_READ, MAP_SHARED } as const;
 
 let libc: NativeLibrary<typeof libcMapping> | undefined;
 const symbols = () => (libc ??= openLibrary("libc", "libc.so.6", libcMapping)).symbols;

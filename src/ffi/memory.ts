@@ -84,7 +84,7 @@ export class Out<T extends number | bigint> {
 }
 
 // <stdlib.h>
-const libcMemory = defineSymbols({
+export const libcMemory = defineSymbols({
   // void *calloc(size_t nmemb, size_t size);
   calloc: { parameters: ["usize", "usize"], result: "ptr" },
   // void free(void *ptr);

@@ -17,6 +17,9 @@ export const params = defineStruct("gt_params", {
   seed: "u64",
 });
 
+/** enum gt_color. */
+export const color = { red: 1, blue: 4 } as const;
+
 export const binop = defineCallback({ parameters: ["i32", "i32"], result: "i32" });
 export const visit = defineCallback({ parameters: ["cstring", "f64", "ptr"], result: "void" });
 export const notify = defineCallback({ parameters: ["i32"], result: "void" });
