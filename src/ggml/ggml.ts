@@ -1,12 +1,14 @@
 // Ggml: libggml-base and libggml opened for building and running graphs, with the backends of
 // their directory registered, and the devices those backends offer.
-import { type NativeLibrary, type Pointer, libraryPathOf, loadLibrary, openLibrary } from "../ffi/index.ts";
-import { ggmlBaseSonames, ggmlBaseSymbols, ggmlSonames, ggmlSymbols } from "./bindings.ts";
+import { type LibrarySpec, type NativeLibrary, type Pointer, libraryPathOf, loadLibrary, openLibrary } from "../ffi/index.ts";
+import { ggmlBaseSonames, ggmlBaseSymbols, ggmlCpuSymbols, ggmlSonames, ggmlSymbols } from "./bindings.ts";
 import { GgmlBackend } from "./backend.ts";
 import { GgmlError } from "./errors.ts";
 import { ggmlBackendSymbols, ggmlCpuBackendSymbols, ggmlGraphSymbols } from "./graph-bindings.ts";
 
 const baseTable = { ...ggmlBaseSymbols, ...ggmlGraphSymbols, ...ggmlBackendSymbols } as const;
+// ggml-cpu.h: threadpools (llama.cpp's) and the backend's thread count (graphs').
+const cpuTable = { ...ggmlCpuSymbols, ...ggmlCpuBackendSymbols } as const;
 /** @internal The functions of libggml-base a graph needs. */
 export type GgmlBaseLibrary = NativeLibrary<typeof baseTable>;
 
@@ -26,6 +28,13 @@ export interface GgmlDeviceInfo {
   readonly handle: Pointer;
 }
 
+/** Loads a library that must sit next to libllama (`dir`: libllama's directory, if it was found in one). */
+export function siblingLibrary<T extends Parameters<typeof loadLibrary>[1]>(name: string, sonames: string[], table: T, dir: string | undefined): NativeLibrary<T> {
+  const spec: LibrarySpec = { name, sonames, envVar: "GPUFFI_LLAMA_DIR", hint: `${name} must sit next to libllama` };
+  // Found by the linker's own search (no directory): its dependencies were found the same way.
+  return loadLibrary(spec, table, dir === undefined ? { env: {} } : { path: dir });
+}
+
 // ggml_backend_load_all_from_path registers every backend it finds each time it is called:
 // twice for one directory would list each device twice.
 const backendDirsLoaded = new Set<string>();
@@ -40,23 +49,25 @@ export class Ggml {
   readonly base: GgmlBaseLibrary;
   /** @internal */
   readonly registry: NativeLibrary<typeof ggmlSymbols>;
-  #cpu: NativeLibrary<typeof ggmlCpuBackendSymbols> | undefined;
+  #cpu: NativeLibrary<typeof cpuTable> | undefined;
 
   private constructor(readonly dir: string | undefined) {
-    const from = (name: string, sonames: string[]) => ({ name, sonames, envVar: "GPUFFI_LLAMA_DIR", hint: `${name} sits next to libllama: set GPUFFI_LLAMA_DIR` });
-    const where = dir === undefined ? { env: {} } : { path: dir };
-    this.base = loadLibrary(from("libggml-base", ggmlBaseSonames), baseTable, where);
-    this.registry = loadLibrary(from("libggml", ggmlSonames), ggmlSymbols, where);
-    if (dir !== undefined && !backendDirsLoaded.has(dir)) {
-      this.registry.symbols.ggml_backend_load_all_from_path(dir);
-      backendDirsLoaded.add(dir);
-    }
+    this.base = siblingLibrary("libggml-base", ggmlBaseSonames, baseTable, dir);
+    this.registry = siblingLibrary("libggml", ggmlSonames, ggmlSymbols, dir);
   }
 
   /**
-   * The ggml libraries in `dir` (undefined: the dynamic linker's search). Opening one directory
-   * twice returns the same object, and registers its backends once.
+   * Registers the backend plugins of the directory (prebuilt packages ship the CPU backend as
+   * per-microarchitecture plugins and CUDA as a plugin); once per directory, whoever asks first.
    */
+  registerBackends(): void {
+    if (this.dir !== undefined && !backendDirsLoaded.has(this.dir)) {
+      this.registry.symbols.ggml_backend_load_all_from_path(this.dir);
+      backendDirsLoaded.add(this.dir);
+    }
+  }
+
+  /** The ggml libraries in `dir` (undefined: the dynamic linker's search); one object per directory. */
   static open(dir: string | undefined): Ggml {
     const key = dir ?? "";
     let ggml = opened.get(key);
@@ -66,6 +77,7 @@ export class Ggml {
 
   /** Every device the registered backends offer, GPUs numbered `cuda:N` in registry order. */
   devices(): GgmlDeviceInfo[] {
+    this.registerBackends();
     const { base, registry } = this;
     let gpus = 0;
     return Array.from({ length: registry.symbols.ggml_backend_dev_count() }, (_, i) => {
@@ -97,16 +109,21 @@ export class Ggml {
     this.cpuLibrary().symbols.ggml_backend_cpu_set_n_threads(backend.handle, threads);
   }
 
-  // The CPU backend is a plugin in node-llama-cpp's packages (one file per microarchitecture)
-  // and libggml-cpu in a CMake build: open whichever file the registered CPU backend lives in.
-  private cpuLibrary(): NativeLibrary<typeof ggmlCpuBackendSymbols> {
+  /**
+   * @internal The CPU backend's own functions (ggml-cpu.h). The CPU backend is a plugin in
+   * node-llama-cpp's packages (one file per microarchitecture) and libggml-cpu in a CMake build:
+   * this opens whichever file the registered CPU backend lives in, as llama-bench finds
+   * ggml_threadpool_new.
+   */
+  cpuLibrary(): NativeLibrary<typeof cpuTable> {
     if (this.#cpu === undefined) {
+      this.registerBackends();
       const { base, registry } = this;
       const device = registry.symbols.ggml_backend_dev_by_type(deviceTypeNames.indexOf("cpu"));
-      const address = device === 0 ? 0 : base.symbols.ggml_backend_reg_get_proc_address(base.symbols.ggml_backend_dev_backend_reg(device), "ggml_backend_set_n_threads");
+      const address = device === 0 ? 0 : base.symbols.ggml_backend_reg_get_proc_address(base.symbols.ggml_backend_dev_backend_reg(device), "ggml_threadpool_new");
       const path = libraryPathOf(address);
-      if (path === undefined) throw new GgmlError("ERR_GGML_DEVICE", "the registered CPU backend does not offer ggml_backend_cpu_set_n_threads");
-      this.#cpu = openLibrary("libggml-cpu", path, ggmlCpuBackendSymbols);
+      if (path === undefined) throw new GgmlError("ERR_GGML_DEVICE", "the registered CPU backend does not offer ggml_threadpool_new");
+      this.#cpu = openLibrary("libggml-cpu", path, cpuTable);
     }
     return this.#cpu;
   }

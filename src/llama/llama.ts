@@ -3,7 +3,6 @@ import { dirname } from "node:path";
 import process from "node:process";
 import {
   type Environment,
-  type LibrarySpec,
   type NativeLibrary,
   NativeResource,
   Out,
@@ -11,11 +10,10 @@ import {
   type StructValue,
   decodeStruct,
   defineSymbols,
-  libraryPathOf,
   loadLibrary,
   openLibrary,
 } from "../ffi/index.ts";
-import { deviceTypes, ggmlBaseSonames, ggmlBaseSymbols, ggmlCpuSymbols, ggmlSonames, ggmlSymbols, ggmlThreadpoolParams } from "../ggml/index.ts";
+import { Ggml, deviceTypes, ggmlCpuSymbols, ggmlThreadpoolParams } from "../ggml/index.ts";
 import { expectedVersions, llamaSpec, llamaSymbols } from "./bindings.ts";
 import { LlamaError, LlamaVersionError } from "./errors.ts";
 import { Lifetime } from "./lifetime.ts";
@@ -61,22 +59,11 @@ export function checkVersions(path: string, found: { llama: string; ggml: string
 
 type LlamaLibrary = NativeLibrary<typeof llamaSymbols>;
 
-// ggml_backend_load_all_from_path registers every backend it finds each time it is called:
-// calling it twice for one directory would list each device twice.
-const backendDirsLoaded = new Set<string>();
-
 // <stdlib.h> int abs(int): a native function that reads only its first argument and has no
 // side effects, used as llama.cpp's log callback to silence it. A JS callback could not serve:
 // llama.cpp logs from whichever thread calls it, including Deno's and koffi's worker threads.
 const libcAbs = defineSymbols({ abs: { parameters: ["i32"], result: "i32" } });
 let silentLogger: number | undefined;
-
-/** Loads a library that must sit next to libllama (`dir`: libllama's directory, if it was found in one). */
-export function siblingLibrary<T extends Parameters<typeof loadLibrary>[1]>(name: string, sonames: string[], table: T, dir: string | undefined): NativeLibrary<T> {
-  const spec: LibrarySpec = { name, sonames, envVar: "GPUFFI_LLAMA_DIR", hint: `${name} must sit next to libllama` };
-  // Found by the linker's own search (no directory): its dependencies were found the same way.
-  return loadLibrary(spec, table, dir === undefined ? { env: {} } : { path: dir });
-}
 
 /**
  * One loaded libllama, checked against the version the bindings were written for, with its
@@ -87,9 +74,7 @@ export function siblingLibrary<T extends Parameters<typeof loadLibrary>[1]>(name
 export class Llama extends NativeResource {
   /** @internal The bound libllama. */
   readonly lib: LlamaLibrary;
-  readonly #ggml: NativeLibrary<typeof ggmlSymbols>;
-  readonly #ggmlBase: NativeLibrary<typeof ggmlBaseSymbols>;
-  #cpuBackend: NativeLibrary<typeof ggmlCpuSymbols> | undefined;
+  readonly #ggml: Ggml;
   /** @internal Models retain it. */
   readonly lifetime: Lifetime;
   /** The libllama file that was loaded. */
@@ -102,9 +87,9 @@ export class Llama extends NativeResource {
     const env = options.env ?? process.env;
     const lib = loadLibrary(llamaSpec, llamaSymbols, { path: options.dir, env });
     const dir = lib.path.includes("/") ? dirname(lib.path) : undefined;
-    const ggml = siblingLibrary("libggml", ggmlSonames, ggmlSymbols, dir);
-    const ggmlBase = siblingLibrary("libggml-base", ggmlBaseSonames, ggmlBaseSymbols, dir);
-    const versions = { llama: lib.symbols.llama_version() ?? "", ggml: ggmlBase.symbols.ggml_version() ?? "", commit: ggmlBase.symbols.ggml_commit() ?? "" };
+    const ggml = Ggml.open(dir);
+    const base = ggml.base.symbols;
+    const versions = { llama: lib.symbols.llama_version() ?? "", ggml: base.ggml_version() ?? "", commit: base.ggml_commit() ?? "" };
     checkVersions(lib.path, versions, options.allowVersionMismatch ?? env.GPUFFI_LLAMA_ALLOW_MISMATCH === "1");
 
     if ((options.log ?? "silent") === "silent") {
@@ -113,17 +98,13 @@ export class Llama extends NativeResource {
     } else {
       lib.symbols.llama_log_set(0, 0);
     }
-    // Prebuilt packages ship the CPU backend as per-microarchitecture plugins and CUDA as a plugin.
-    if (dir !== undefined && !backendDirsLoaded.has(dir)) {
-      ggml.symbols.ggml_backend_load_all_from_path(dir);
-      backendDirsLoaded.add(dir);
-    }
+    // After the log callback is set, so that loading the backend plugins says nothing.
+    ggml.registerBackends();
     lib.symbols.llama_backend_init();
     const lifetime = new Lifetime("llama backend", () => lib.symbols.llama_backend_free());
     super("Llama", () => lifetime.release(), false);
     this.lib = lib;
     this.#ggml = ggml;
-    this.#ggmlBase = ggmlBase;
     this.lifetime = lifetime;
     this.path = lib.path;
     this.dir = dir;
@@ -174,7 +155,7 @@ export class Llama extends NativeResource {
   /** @internal The `ggml_backend_dev_t` of every registered device, in registry order, with its type. */
   deviceHandles(): { handle: Pointer; type: LlamaDevice["type"] }[] {
     this.assertLive();
-    const { symbols } = this.#ggml;
+    const { symbols } = this.#ggml.registry;
     return Array.from({ length: symbols.ggml_backend_dev_count() }, (_, i) => {
       const handle = symbols.ggml_backend_dev_get(i);
       return { handle, type: this.#deviceType(handle) };
@@ -184,14 +165,14 @@ export class Llama extends NativeResource {
   /** @internal The devices of one backend registry (`ggml_backend_reg_t`), e.g. an RPC server's. */
   registryDevices(registry: Pointer): Pointer[] {
     this.assertLive();
-    const { symbols } = this.#ggmlBase;
+    const { symbols } = this.#ggml.base;
     return Array.from({ length: symbols.ggml_backend_reg_dev_count(registry) }, (_, i) => symbols.ggml_backend_reg_dev_get(registry, i));
   }
 
   /** @internal Name, type and memory of a `ggml_backend_dev_t`. */
   describeDevice(device: Pointer): LlamaDevice {
     this.assertLive();
-    const { symbols: base } = this.#ggmlBase;
+    const { symbols: base } = this.#ggml.base;
     const [free, total] = [Out.size(), Out.size()];
     base.ggml_backend_dev_memory(device, free.buffer, total.buffer);
     return {
@@ -204,7 +185,7 @@ export class Llama extends NativeResource {
   }
 
   #deviceType(device: Pointer): LlamaDevice["type"] {
-    return deviceTypes[this.#ggmlBase.symbols.ggml_backend_dev_type(device)] ?? "unknown";
+    return deviceTypes[this.#ggml.base.symbols.ggml_backend_dev_type(device)] ?? "unknown";
   }
 
   /**
@@ -214,22 +195,19 @@ export class Llama extends NativeResource {
    */
   cpuBackend(): NativeLibrary<typeof ggmlCpuSymbols> {
     this.assertLive();
-    if (this.#cpuBackend === undefined) {
-      const base = this.#ggmlBase.symbols;
-      const device = this.#ggml.symbols.ggml_backend_dev_by_type(deviceTypes.indexOf("cpu"));
-      const threadpoolNew = device === 0 ? 0 : base.ggml_backend_reg_get_proc_address(base.ggml_backend_dev_backend_reg(device), "ggml_threadpool_new");
-      const path = libraryPathOf(threadpoolNew);
-      if (path === undefined) throw new LlamaError("ERR_LLAMA_THREADPOOL", `the CPU backend registered by ${this.path} does not offer ggml_threadpool_new`);
-      this.#cpuBackend = openLibrary("libggml-cpu", path, ggmlCpuSymbols);
+    try {
+      return this.#ggml.cpuLibrary();
+    } catch (error) {
+      throw new LlamaError("ERR_LLAMA_THREADPOOL", `the CPU backend registered by ${this.path} does not offer ggml_threadpool_new`, { cause: error });
     }
-    return this.#cpuBackend;
   }
+
 
   /** @internal ggml's default threadpool parameters for `threads` threads (`ggml_threadpool_params_init`). */
   threadpoolDefaults(threads: number): StructValue<typeof ggmlThreadpoolParams.fields> {
     this.assertLive();
     const params = new Uint8Array(ggmlThreadpoolParams.size);
-    this.#ggmlBase.symbols.ggml_threadpool_params_init(params, threads);
+    this.#ggml.base.symbols.ggml_threadpool_params_init(params, threads);
     return decodeStruct(ggmlThreadpoolParams, params);
   }
 }

@@ -14,9 +14,9 @@ import { createConnection, createServer } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
 import { HostMemory, LibraryNotFoundError, type NativeLibrary, type Pointer } from "../ffi/index.ts";
-import { rpcMaxServers as maxServers, rpcProtocol, rpcSonames, rpcSymbols } from "../ggml/index.ts";
+import { rpcMaxServers as maxServers, rpcProtocol, rpcSonames, rpcSymbols, siblingLibrary } from "../ggml/index.ts";
 import { LlamaError } from "./errors.ts";
-import { Llama, type LlamaDevice, siblingLibrary } from "./llama.ts";
+import { Llama, type LlamaDevice } from "./llama.ts";
 
 // ----- errors ---------------------------------------------------------------------------------
 
