@@ -6,9 +6,11 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
-  type GgufHeader, type LoraTarget, type SafetensorsSpec, type SafetensorsTensorSpec, InvalidOptionError, encodeSafetensors, openGguf,
+  type GgufHeader, type LoraTarget, type SafetensorsSpec, type SafetensorsTensorSpec, encodeSafetensors, loraTargets, openGguf,
 } from "../formats/index.ts";
+import { headCounts } from "./convert/convert.ts";
 import { LoraShapeError, UnsupportedAdapterError } from "./convert/errors.ts";
+import { peftLayerModules } from "./convert/peft-names.ts";
 import { unpermuteRopeRows } from "./convert/rope-permute.ts";
 import { type LoraWeights, checkLoraWeights, loraTargetOf, readLoraGguf } from "./train/lora-weights.ts";
 
@@ -31,16 +33,13 @@ export interface ExportPeftResult {
   readonly targetModules: readonly string[];
 }
 
-/** PEFT's module names of the targets (the last component of the module path). */
-const peftModules: Record<LoraTarget, { path: string; module: string }> = {
-  q: { path: "self_attn.q_proj", module: "q_proj" },
-  k: { path: "self_attn.k_proj", module: "k_proj" },
-  v: { path: "self_attn.v_proj", module: "v_proj" },
-  o: { path: "self_attn.o_proj", module: "o_proj" },
-  gate: { path: "mlp.gate_proj", module: "gate_proj" },
-  up: { path: "mlp.up_proj", module: "up_proj" },
-  down: { path: "mlp.down_proj", module: "down_proj" },
-};
+/** PEFT's module path and name of each target, from the converter's table (the inverse direction). */
+const peftModules = Object.fromEntries(
+  (Object.entries(loraTargets) as [LoraTarget, string][]).map(([target, tensor]) => {
+    const path = Object.keys(peftLayerModules).find((p) => peftLayerModules[p] === tensor)!;
+    return [target, { path, module: path.split(".").pop()! }];
+  }),
+) as Record<LoraTarget, { path: string; module: string }>;
 
 interface BaseInfo {
   readonly heads: number | undefined;
@@ -58,22 +57,6 @@ function baseInfo(header: GgufHeader): BaseInfo {
   const heads = count("attention.head_count");
   const name = header.metadata.get("general.name");
   return { heads, kvHeads: count("attention.head_count_kv") ?? heads, name: name?.type === "string" ? name.value : undefined, shapes: new Map(header.tensors.map((t) => [t.name, t.shape])) };
-}
-
-function headCounts(options: ExportPeftOptions, base: BaseInfo | undefined): { heads: number | undefined; kvHeads: number | undefined } {
-  const { heads, kvHeads } = options;
-  for (const [name, value] of [["heads", heads], ["kvHeads", kvHeads]] as const) {
-    if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) throw new InvalidOptionError(name, `must be a positive integer, got ${value}`);
-  }
-  if (heads === undefined) {
-    if (kvHeads !== undefined) throw new InvalidOptionError("kvHeads", "goes with heads (the query head count)");
-    return { heads: base?.heads, kvHeads: base?.kvHeads };
-  }
-  const given = { heads, kvHeads: kvHeads ?? heads };
-  if (base?.heads !== undefined && (base.heads !== given.heads || base.kvHeads !== given.kvHeads)) {
-    throw new InvalidOptionError("heads", `${given.heads} query and ${given.kvHeads} key/value heads, but the base model has ${base.heads} and ${base.kvHeads} (attention.head_count, head_count_kv)`);
-  }
-  return given;
 }
 
 const bytesOf = (values: Float32Array) => new Uint8Array(values.buffer, values.byteOffset, values.byteLength);

@@ -50,7 +50,7 @@ interface Pair {
 }
 
 /** The attention head counts that order q and k rows; undefined when nobody said. */
-interface HeadCounts {
+export interface HeadCounts {
   readonly heads: number | undefined;
   readonly kvHeads: number | undefined;
 }
@@ -124,7 +124,7 @@ function retype(bytes: Uint8Array, from: number, to: number): Uint8Array {
 }
 
 /** The head counts from the options (checked against the base's when both say), else the base's. */
-function headCounts(options: ConvertOptions, base: BaseInfo | undefined): HeadCounts {
+export function headCounts(options: { readonly heads?: number; readonly kvHeads?: number }, base: HeadCounts | undefined): HeadCounts {
   const { heads, kvHeads } = options;
   for (const [name, value] of [["heads", heads], ["kvHeads", kvHeads]] as const) {
     if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) throw new InvalidOptionError(name, `must be a positive integer, got ${value}`);

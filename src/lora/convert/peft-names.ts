@@ -17,7 +17,8 @@ export interface PeftTensorName {
   readonly rope: RopeProjection | undefined;
 }
 
-const layerModules: Record<string, string> = {
+/** A layer's PEFT module paths and the llama.cpp tensor names they adapt. */
+export const peftLayerModules: Readonly<Record<string, string>> = {
   "self_attn.q_proj": "attn_q",
   "self_attn.k_proj": "attn_k",
   "self_attn.v_proj": "attn_v",
@@ -31,7 +32,7 @@ function targetOf(module: string): string | undefined {
   if (module === "lm_head") return "output.weight";
   if (module === "model.embed_tokens") return "token_embd.weight";
   const match = /^model\.layers\.(\d+)\.(.+)$/.exec(module);
-  const name = match && layerModules[match[2]!];
+  const name = match && peftLayerModules[match[2]!];
   return name === undefined || match === null ? undefined : `blk.${match[1]}.${name}.weight`;
 }
 

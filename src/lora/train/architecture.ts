@@ -1,21 +1,12 @@
 // What the trainer needs to know about a base model, read from its GGUF header: the llama
 // architecture's hyper-parameters and the tensors its graph uses, checked before anything is
 // loaded so that a model the trainer cannot build fails with a typed error, not an abort.
-import { type GgufFile, type GgufValue } from "../../formats/index.ts";
+import { type GgufFile, type GgufValue, type LoraTarget, loraTargets } from "../../formats/index.ts";
 import { TrainingError } from "./errors.ts";
 
-/** Short target names → the tensor names llama.cpp gives those projections. */
-export const targetTensors = {
-  q: "attn_q",
-  k: "attn_k",
-  v: "attn_v",
-  o: "attn_output",
-  gate: "ffn_gate",
-  up: "ffn_up",
-  down: "ffn_down",
-} as const;
-export type Target = keyof typeof targetTensors;
-export const allTargets = Object.keys(targetTensors) as Target[];
+/** A projection LoRA can adapt: q, k, v, o, gate, up, down (the tiny-adapter generator's names). */
+export type Target = LoraTarget;
+export const allTargets = Object.keys(loraTargets) as Target[];
 
 export interface LlamaShape {
   readonly architecture: string;
@@ -96,7 +87,7 @@ export function llamaShape(file: GgufFile): LlamaShape {
   if (shape.ropeDims !== headDim) throw new ArchitectureError(`rope over ${shape.ropeDims} of ${headDim} head dimensions is not a llama graph`);
   const required = ["token_embd.weight", "output_norm.weight"];
   for (let i = 0; i < shape.layers; i++) {
-    required.push(`blk.${i}.attn_norm.weight`, `blk.${i}.ffn_norm.weight`, ...Object.values(targetTensors).map((t) => `blk.${i}.${t}.weight`));
+    required.push(`blk.${i}.attn_norm.weight`, `blk.${i}.ffn_norm.weight`, ...Object.values(loraTargets).map((t) => `blk.${i}.${t}.weight`));
   }
   const missing = required.filter((n) => !names.has(n));
   if (missing.length > 0) throw new ArchitectureError(`the base model lacks ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ` and ${missing.length - 5} more` : ""}`);
@@ -107,5 +98,5 @@ export function llamaShape(file: GgufFile): LlamaShape {
 
 /** The base tensor a target adapts in layer `layer`. */
 export function targetWeight(layer: number, target: Target): string {
-  return `blk.${layer}.${targetTensors[target]}.weight`;
+  return `blk.${layer}.${loraTargets[target]}.weight`;
 }

@@ -1,6 +1,7 @@
 // The trainer's options, their defaults (PyTorch's AdamW where it has one) and their checks, and
 // the learning-rate schedule they describe.
-import { type Target, allTargets, targetTensors } from "./architecture.ts";
+import { loraTargets } from "../../formats/index.ts";
+import { type Target, allTargets } from "./architecture.ts";
 import { TrainingError } from "./errors.ts";
 import type { OptimizerName } from "./step-graph.ts";
 
@@ -83,7 +84,7 @@ export function resolveOptions(options: TrainingOptions, modelContext: number): 
   inRange("alpha", resolved.alpha, 0, Number.MAX_VALUE);
   if (resolved.targets.length === 0) throw new TrainingError("ERR_TRAIN_ARGUMENT", "targets must name at least one projection");
   for (const t of resolved.targets) {
-    if (!Object.hasOwn(targetTensors, t)) throw new TrainingError("ERR_TRAIN_ARGUMENT", `unknown target "${t}"; choose from ${allTargets.join(", ")}`);
+    if (!Object.hasOwn(loraTargets, t)) throw new TrainingError("ERR_TRAIN_ARGUMENT", `unknown target "${t}"; choose from ${allTargets.join(", ")}`);
   }
   positiveInteger("ctx", resolved.ctx);
   if (resolved.ctx > modelContext) throw new TrainingError("ERR_TRAIN_ARGUMENT", `ctx ${resolved.ctx} is beyond the model's context length ${modelContext}`);
