@@ -74,10 +74,11 @@ if { want llama || want train; } && [ -f .device/llama-src.tar.xz ]; then
   llama_models=$!
 fi
 
-# PyTorch + PEFT (the training anchor and the reference fixture) use the GPU while llama.cpp builds.
+# The PEFT reference fixture (numbers, not timings) is made while llama.cpp builds; it comes back
+# as one archive, $OUT holding at most 8 files.
 if want train; then
-  ( PYTHONUNBUFFERED=1 python3 test/lora/train/fixture/make_peft_reference.py "$out/peft-reference" > "$out/peft-reference-$label.log" 2>&1
-    PYTHONUNBUFFERED=1 python3 bench/train_peft.py --modes bf16,tf32,fp32 --steps 10 --out "$out/train-peft-$label.jsonl" > "$out/train-peft-$label.log" 2>&1 ) &
+  ( PYTHONUNBUFFERED=1 python3 test/lora/train/fixture/make_peft_reference.py /tmp/peft-reference > "$out/peft-reference-$label.log" 2>&1
+    tar czf "$out/peft-reference-$label.tgz" -C /tmp peft-reference ) &
   peft_job=$!
 fi
 
@@ -117,7 +118,9 @@ for name in "${runtimes[@]}"; do
   fi
 done
 if want train && [ -x "$llama_dir/llama-bench" ]; then
-  wait "$peft_job"; tail -3 "$out/peft-reference-$label.log"; cat "$out/train-peft-$label.jsonl"
+  wait "$peft_job"; tail -3 "$out/peft-reference-$label.log"
+  # The PyTorch + PEFT anchor runs after the build, alone on the machine as the trainer then does.
+  PYTHONUNBUFFERED=1 python3 bench/train_peft.py --modes ${GPUFFI_PEFT_MODES:-bf16,tf32,fp32} --steps 10 --out "$out/train-peft-$label.jsonl" > "$out/train-peft-$label.log" 2>&1
   GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" test/run.ts train/ > "$out/train-tests-$label.log" 2>&1; grep -E "✗|#summary" "$out/train-tests-$label.log"
   GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" bench/train.bench.ts "$models/tinyllama-shape-f16.gguf" "$out" --device cuda:0 --peft "$out/train-peft-$label.jsonl" --label "$label" > "$out/train-bench-$label.txt" 2>&1
   tail -8 "$out/train-bench-$label.txt"

@@ -20,7 +20,7 @@ export interface BatchInputs {
   readonly rows: Tensor;
   /** F32 [1, T·B]: 1 for a counted slot, 0 for padding: a padding slot's gradient stops here. */
   readonly rowMask: Tensor;
-  /** F32 [vocab, T·B]: zeroed before each run; the one-hot labels are set in the graph. */
+  /** F32 [vocab, T·B], kept on the training device: zeroed before each run; the one-hot labels are set in the graph. */
   readonly labels: Tensor;
   /** I32 [T·B]: slot·vocab + the token to predict (each slot a distinct element). */
   readonly labelIndex: Tensor;
@@ -28,7 +28,7 @@ export interface BatchInputs {
   readonly labelValue: Tensor;
 }
 
-export function batchInputs(ctx: GgmlContext, seqLen: number, batch: number, vocab: number): BatchInputs {
+export function batchInputs(ctx: GgmlContext, seqLen: number, batch: number, labels: Tensor): BatchInputs {
   const input = (type: number, shape: number[], name: string) => ctx.tensor(type, shape, name).markInput();
   const n = seqLen * batch;
   return {
@@ -37,7 +37,7 @@ export function batchInputs(ctx: GgmlContext, seqLen: number, batch: number, voc
     mask: input(TensorType.F32, [seqLen, seqLen], "mask"),
     rows: input(TensorType.I32, [n], "rows"),
     rowMask: input(TensorType.F32, [1, n], "row mask"),
-    labels: input(TensorType.F32, [vocab, n], "labels"),
+    labels,
     labelIndex: input(TensorType.I32, [n], "label index"),
     labelValue: input(TensorType.F32, [1, n], "label value"),
   };
@@ -96,7 +96,7 @@ export function buildLlamaLoss(ctx: GgmlContext, parts: LlamaGraphParts, inputs:
   const picked = ctx.getRows(out, inputs.rows).mul(inputs.rowMask);
   const logits = picked.linear(base.get("output.weight") ?? base.require("token_embd.weight"));
   const n = T * B;
-  const labels = ctx.setRows(inputs.labels.reshape(1, shape.vocab * n), inputs.labelValue, inputs.labelIndex).reshape(shape.vocab, n);
+  const labels = ctx.setRows(ctx.reshape(inputs.labels, [1, shape.vocab * n]), inputs.labelValue, inputs.labelIndex).reshape(shape.vocab, n);
   // The mean over all T·B slots; LossGraph seeds its gradient with T·B / (counted positions of the step).
   const loss = ctx.crossEntropy(logits, labels);
   return loss.markLoss().markOutput();

@@ -15,7 +15,11 @@ export class LossGraph implements Disposable {
   readonly #inputs: BatchInputs;
   readonly #loss: Tensor;
   readonly #sched: Scheduler;
-  readonly #seed: { ctx: GgmlContext; tensor: Tensor; buffer: BackendBuffer } | undefined;
+  // Tensors that persist on the training device: the one-hot labels (set_rows writes into them in
+  // place, and the scheduler gives an in-place view of a graph input no device memory: on CUDA
+  // that wrote through a null base, measured with compute-sanitizer on the H200) and the loss's
+  // gradient seed.
+  readonly #persistent: { ctx: GgmlContext; buffer: BackendBuffer; labels: Tensor; seed: Tensor };
   readonly #mask: Float32Array;
   readonly #positions: Int32Array;
 
@@ -30,16 +34,15 @@ export class LossGraph implements Disposable {
     const nodes = (2 + shape.layers) * (64 + 4 * parts.lora.targets.length) * (train ? 4 : 1) + 64;
     const size = Math.max(2048, 2 ** Math.ceil(Math.log2(nodes * 2)));
     this.#ctx = new GgmlContext(lib, { tensors: size * 2, graphs: { count: 1, size, grads: train } });
-    this.#inputs = batchInputs(this.#ctx, seqLen, batch, shape.vocab);
+    const persistentCtx = new GgmlContext(lib, { tensors: 2 });
+    const labels = persistentCtx.tensor(TensorType.F32, [shape.vocab, seqLen * batch], "labels");
+    const seed = persistentCtx.tensor(TensorType.F32, [1], "loss seed");
+    this.#persistent = { ctx: persistentCtx, buffer: BackendBuffer.allocate(persistentCtx, backends[0]!), labels, seed };
+    this.#inputs = batchInputs(this.#ctx, seqLen, batch, labels);
     this.#loss = buildLlamaLoss(this.#ctx, parts, this.#inputs);
     this.#graph = this.#ctx.graph(size, { grads: train }).expand(this.#loss);
     if (train) {
-      // The loss's gradient seed: a persistent one-element tensor, set before each run.
-      const seedCtx = new GgmlContext(lib, { tensors: 1 });
-      const tensor = seedCtx.tensor(TensorType.F32, [1], "loss seed");
-      const buffer = BackendBuffer.allocate(seedCtx, backends[0]!);
-      this.#seed = { ctx: seedCtx, tensor, buffer };
-      const accumulators = new Map<Tensor, Tensor>([[this.#loss, tensor]]);
+      const accumulators = new Map<Tensor, Tensor>([[this.#loss, seed]]);
       for (const p of parts.lora.parameters) accumulators.set(p.value, p.grad);
       this.#graph.backward(this.#ctx, accumulators);
       // Gradients must reach the accumulators even where a parameter's gradient is not otherwise used.
@@ -108,7 +111,7 @@ export class LossGraph implements Disposable {
     i.labelIndex.write(labelIndex);
     i.labelValue.write(rowMask);
     const share = n / stepCounted;
-    this.#seed?.tensor.write(new Float32Array([share]));
+    if (this.train) this.#persistent.seed.write(new Float32Array([share]));
     await this.#sched.compute(this.#graph);
     return this.#loss.read(new Float32Array(1))[0]! * share;
   }
@@ -116,10 +119,8 @@ export class LossGraph implements Disposable {
   dispose(): void {
     this.#sched.dispose();
     this.#ctx.dispose();
-    if (this.#seed !== undefined) {
-      this.#seed.buffer.dispose();
-      this.#seed.ctx.dispose();
-    }
+    this.#persistent.buffer.dispose();
+    this.#persistent.ctx.dispose();
   }
 
   [Symbol.dispose](): void {
