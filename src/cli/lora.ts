@@ -3,6 +3,7 @@
 import { CublasHandle, CudaContext } from "../cuda/index.ts";
 import { type ConvertOutType, CudaMergeDevice, type DequantizedTensor, type MergeDevice, convertPeftAdapter, exportPeftAdapter, mergeLoraFiles } from "../lora/index.ts";
 import { type CliIO, type Command, UsageError, integerOption, parseCommandArgs, withProgressBar } from "./command.ts";
+import { train, trainUsage } from "./lora-train.ts";
 
 const usage = `usage: gpuffi lora convert PEFT_DIR OUT.gguf [--base BASE.gguf | --heads N [--kv-heads N]] [--outtype keep|f32|f16|bf16]
        gpuffi lora merge BASE.gguf ADAPTER.gguf[:SCALE]... OUT.gguf [--device cpu|cuda] [--dequantize [--dequantize-to f16|f32]]
@@ -105,14 +106,17 @@ async function merge(argv: string[], io: CliIO): Promise<number> {
 
 export const loraCommand: Command = {
   name: "lora",
-  synopsis: "lora convert PEFT_DIR OUT.gguf [--base BASE.gguf | --heads N [--kv-heads N]] | lora merge BASE.gguf ADAPTER.gguf[:SCALE]... OUT.gguf | lora export-peft ADAPTER.gguf DIR",
-  summary: "convert PEFT LoRA adapters to GGUF, merge adapters into a base model, export GGUF adapters to PEFT",
-  usage,
+  synopsis: "lora convert PEFT_DIR OUT.gguf [--base BASE.gguf | --heads N [--kv-heads N]] | lora merge BASE.gguf ADAPTER.gguf[:SCALE]... OUT.gguf | lora export-peft ADAPTER.gguf DIR | lora train --base BASE.gguf --data FILE --out ADAPTER.gguf",
+  summary: "convert PEFT LoRA adapters to GGUF, merge adapters into a base model, export GGUF adapters to PEFT, train adapters",
+  usage: `${usage}
+
+${trainUsage}`,
   run(argv: string[], io: CliIO): Promise<number> {
     const [sub, ...rest] = argv;
     if (sub === "convert") return convert(rest, io);
     if (sub === "merge") return merge(rest, io);
     if (sub === "export-peft") return exportPeft(rest, io);
-    throw new UsageError(sub === undefined ? "missing subcommand (convert, merge or export-peft)" : `unknown subcommand "${sub}"`);
+    if (sub === "train") return train(rest, io);
+    throw new UsageError(sub === undefined ? "missing subcommand (convert, merge, export-peft or train)" : `unknown subcommand "${sub}"`);
   },
 };
