@@ -100,10 +100,6 @@ export class LoraTrainer implements Disposable {
       vocabModel?.dispose();
       disposers.pop();
 
-      // Measured on the H200 (2026-12-02): the CUDA backend faults (illegal memory access, reported
-      // at the cross-entropy op) on the loss part of this graph. Refused until that is fixed: a
-      // process abort is not an error a caller can handle.
-      if ((options.device ?? "cpu") !== "cpu") throw new TrainingError("ERR_TRAIN_UNSUPPORTED", `training on ${options.device} is not supported yet (the CUDA backend faults in the loss); train on "cpu"`);
       const ggml = Ggml.open(llama.dir);
       const backend = ggml.backend(options.device ?? "cpu", { threads: options.threads });
       disposers.push(() => backend.dispose());

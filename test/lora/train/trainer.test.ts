@@ -36,8 +36,10 @@ function sequences(seed: number, count: number, length: number, masked = false):
   }));
 }
 
-// CUDA training is refused for now (the backend faults in the loss on the H200; see trainer.ts).
-const devices: [string, string | undefined][] = [["cpu", llamaUnavailable], ["cuda:0", gpuUnavailable ?? "CUDA training is refused until the loss no longer faults on the CUDA backend"]];
+// ggml's CUDA backend multiplies F32 matrices in TF32 (it sets CUBLAS_TF32_TENSOR_OP_MATH on its
+// cuBLAS handles), as PyTorch does with allow_tf32: a gradient through a few layers of TF32 GEMMs
+// lands near 4e-3 of float64 (3.65e-3 measured on the H200), the CPU's F32 under 1e-3.
+const devices: [string, string | undefined, number][] = [["cpu", llamaUnavailable, 1e-3], ["cuda:0", gpuUnavailable, 5e-3]];
 
 async function trainer(options: Partial<TrainerOptions> & { data: TrainerOptions["data"] }): Promise<LoraTrainer> {
   return LoraTrainer.create({ base: basePath, threads: 1, llama: Llama.shared(), ...options });
@@ -54,8 +56,8 @@ function randomizeB(t: LoraTrainer, seed: number): void {
   for (const p of t.lora.pairs) p.b.write(Float32Array.from({ length: p.b.elements }, () => (random() * 2 - 1) * 0.3));
 }
 
-for (const [device, unavailable] of devices) {
-  test(`${device}: gradients of every A and B match float64 finite differences (GQA, masked positions)`, async () => {
+for (const [device, unavailable, gradientBound] of devices) {
+  test(`${device}: gradients of every A and B match float64 finite differences within ${gradientBound} (GQA, masked positions)`, async () => {
     const batch = sequences(11, 2, 13, true);
     using t = await trainer({ data: Dataset.fromSequences(batch, 12), device, ctx: 12, batch: 2, rank: 3, alpha: 6, optimizer: "sgd", lr: 1e-9 });
     randomizeB(t, 7);
@@ -73,7 +75,7 @@ for (const [device, unavailable] of devices) {
       const den = Math.hypot(...fd.map((f) => f.grad));
       worst = Math.max(worst, num / den);
     }
-    assert.ok(worst < 1e-3, `worst relative gradient error ${worst}`);
+    assert.ok(worst < gradientBound, `worst relative gradient error ${worst}`);
   }, { skip: unavailable, timeout: 120_000 });
 
   test(`${device}: AdamW training lowers the loss on repeated text; the report says so`, async () => {
@@ -139,7 +141,7 @@ test("bad input is refused with a typed error before anything native runs", asyn
   const metadata = [...(spec.metadata as Iterable<readonly [string, GgufValue]>)].map(([k, v]): [string, GgufValue] => [k, k === "general.architecture" ? { type: "string", value: "gpt2" } : v]);
   const other = write("gpt2.gguf", { ...spec, metadata });
   await assert.rejects(LoraTrainer.create({ base: other, data, llama: Llama.shared() }), code("ERR_TRAIN_ARCHITECTURE", /gpt2/));
-  await assert.rejects(trainer({ data, device: "cuda:7" }), code("ERR_TRAIN_UNSUPPORTED", /cuda:7/));
+  await assert.rejects(trainer({ data, device: "cuda:7" }), code("ERR_GGML_DEVICE", /cuda:7/));
 }, { skip: llamaUnavailable, timeout: 60_000 });
 
 test("ggml devices are listed; the CPU backend starts", () => {
