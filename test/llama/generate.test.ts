@@ -145,9 +145,14 @@ test("nothing leaks: loading and disposing repeatedly keeps memory flat", () => 
     context.dispose();
     adapter.dispose();
   };
-  for (let i = 0; i < 5; i++) await cycle();
+  // The heap settles over the first twenty or so cycles (Node, collected every 25: 109, 113,
+  // 115 MiB, then 115–116 up to 200); measured before that, the warm-up read as a leak in CI.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 20; i++) await cycle();
+  gc?.();
   const warm = process.memoryUsage().rss;
   for (let i = 0; i < 40; i++) await cycle();
+  gc?.();
   const grown = process.memoryUsage().rss - warm;
   assert.ok(grown < 24 * 2 ** 20, `RSS grew ${(grown / 2 ** 20).toFixed(1)} MiB over 40 cycles (from ${(rss / 2 ** 20).toFixed(0)} MiB)`);
 }), { skip, timeout: 60_000 });
