@@ -3,11 +3,11 @@
 // BASE: a TinyLlama-shaped model (gpu-run.sh makes one with make-tiny-model). LoRA r16 alpha32 on
 // all seven projections, AdamW, random tokens, as bench/train_peft.py does for PEFT; --peft names
 // that script's output from the same job, whose modes are set beside ours as ratios.
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { seededRandom } from "../src/formats/index.ts";
-import { Dataset, LoraTrainer } from "../src/lora/index.ts";
+import { openGguf, seededRandom } from "../src/formats/index.ts";
+import { Dataset, LoraTrainer, llamaShape } from "../src/lora/index.ts";
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: string): string => {
@@ -24,12 +24,20 @@ const warmup = Number(flag("warmup", "2"));
 const threads = args.includes("--threads") ? Number(flag("threads", "1")) : undefined;
 const label = flag("label", "gpu");
 
+const vocab = await (async () => {
+  const file = await openGguf(base);
+  try {
+    return llamaShape(file).vocab;
+  } finally {
+    await file.close();
+  }
+})();
 const random = seededRandom(1);
 const trainer = await LoraTrainer.create({
   base,
   data: Dataset.fromSequences(
     Array.from({ length: batch * (steps + warmup) }, (_, i) => ({
-      tokens: Int32Array.from({ length: ctx + 1 }, () => 1 + Math.floor(random() * 31000)),
+      tokens: Int32Array.from({ length: ctx + 1 }, () => 1 + Math.floor(random() * (vocab - 1))),
       counted: new Uint8Array(ctx).fill(1),
       source: `random ${i}`,
     })),
@@ -66,8 +74,9 @@ const result = {
 trainer.dispose();
 const lines = [JSON.stringify(result)];
 const peftFile = args.includes("--peft") ? flag("peft", "") : "";
-const table = [`| side | tokens/s | step ms (median) | memory GiB | gpuffi ÷ side |`, `|---|---|---|---|---|`, `| gpuffi (${device}, F32 base, TF32 cuBLAS) | ${tokensPerSecond.toFixed(0)} | ${result.step_ms_median!.toFixed(1)} | ${result.memory_gib.toFixed(2)} | 1.00 |`];
-if (peftFile) {
+const table = [`| side | tokens/s | step ms (median) | memory GiB | gpuffi ÷ side |`, `|---|---|---|---|---|`, `| gpuffi (${device}${device === "cpu" ? `, ${threads ?? "default"} threads` : ", F32 base, TF32 cuBLAS"}) | ${tokensPerSecond.toFixed(0)} | ${result.step_ms_median!.toFixed(1)} | ${result.memory_gib.toFixed(2)} | 1.00 |`];
+if (peftFile && !existsSync(peftFile)) table.push(`| PyTorch+PEFT | (no ${peftFile}: the anchor did not run) | | | |`);
+else if (peftFile) {
   for (const line of readFileSync(peftFile, "utf8").split("\n").filter(Boolean)) {
     const p = JSON.parse(line) as { mode: string; tokens_per_s: number; step_ms_median?: number; step_ms: number; peak_gib: number };
     lines.push(line);

@@ -3,7 +3,9 @@
 # runs the whole test suite and the benchmarks on every runtime that was carried, and leaves
 # logs and figures in $OUT (the device tool brings them back).
 #   device run, carry [".device"]:  scripts/gpu-run.sh [stage ...]
-# Stages (default: all but train): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench llama train
+# Stages (default: all but train and train-cpu): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench llama train train-cpu
+# `train-cpu` compares CPU training with PyTorch+PEFT on the machine's cores, on node-llama-cpp's
+# prebuilt CPU libraries (packed with --cpu-libs): no llama.cpp build.
 # (GPUFFI_TEST_FILTER="pool cublas" limits the tests stage to those files)
 # `llama` builds llama.cpp for CUDA from .device/llama-src.tar.xz (packed with --llama), runs the
 # llama tests against that build and the llama.cpp benchmark against native llama-bench (and
@@ -124,6 +126,15 @@ if want train && [ -x "$llama_dir/llama-bench" ]; then
   GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" test/run.ts ${GPUFFI_TRAIN_TESTS:-train/} > "$out/train-tests-$label.log" 2>&1; grep -E "✗|#summary" "$out/train-tests-$label.log"
   GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" bench/train.bench.ts "$models/tinyllama-shape-f16.gguf" "$out" --device cuda:0 --peft "$out/train-peft-$label.jsonl" --label "$label" > "$out/train-bench-$label.txt" 2>&1
   tail -8 "$out/train-bench-$label.txt"
+fi
+if want train-cpu && [ -f .device/cpu-libs.tar.xz ]; then
+  mkdir -p /tmp/gpuffi-cpu-libs "$models" && tar xJf .device/cpu-libs.tar.xz -C /tmp/gpuffi-cpu-libs
+  threads=$(nproc)
+  run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-model "$models/train-cpu.gguf" --embd 256 --layers 4 --heads 8 --kv-heads 4 --ff 688 --ctx 512 --type f32 --vocab 4096 > /dev/null
+  PYTHONUNBUFFERED=1 python3 bench/train_peft.py --cpu --threads "$threads" --steps 10 --out "$out/train-peft-cpu-$label.jsonl" > /dev/null 2>&1
+  GPUFFI_LLAMA_DIR=/tmp/gpuffi-cpu-libs run_ts "${runtimes[0]}" bench/train.bench.ts "$models/train-cpu.gguf" "$out" --device cpu --threads "$threads" --batch 2 --ctx 128 \
+    --steps 10 --peft "$out/train-peft-cpu-$label.jsonl" --label "cpu-$label" > "$out/train-bench-cpu-$label.txt" 2>&1
+  tail -5 "$out/train-bench-cpu-$label.txt"
 fi
 if want llama && [ -x "$llama_dir/llama-bench" ]; then
   for name in "${runtimes[@]}"; do

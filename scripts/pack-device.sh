@@ -3,7 +3,7 @@
 # `carry`): the JS runtimes, xz-compressed, and the few npm packages the tests and benchmarks
 # import. The tree that travels is capped at 64 MiB: Bun (≈40 MB) travels alone; Deno (≈31 MB)
 # and Node (≈24 MB) fit together.
-#   scripts/pack-device.sh bun|deno|node ... [--llama] [--node-llama-cpp]
+#   scripts/pack-device.sh bun|deno|node ... [--llama] [--cpu-libs] [--node-llama-cpp]
 # --llama adds the exact llama.cpp source that the node-llama-cpp npm package bundles.
 # --node-llama-cpp adds node-llama-cpp's JS and dependencies (≈2 MB; not its 34 MB source bundle)
 # and the CPU package's llama-addon.node, for bench/node-llama-cpp.bench.mjs.
@@ -22,6 +22,12 @@ for what in "$@"; do
       (cd "$tmp" && npm pack "node-llama-cpp@$version" >/dev/null 2>&1 && tar xzf node-llama-cpp-*.tgz package/llama/gitRelease.bundle && git clone -q package/llama/gitRelease.bundle src)
       (cd "$tmp/src" && git archive --format=tar HEAD CMakeLists.txt cmake ggml src include common tools vendor licenses LICENSE) | xz -T2 -6 > .device/llama-src.tar.xz
       rm -rf "$tmp" ;;
+    --cpu-libs)
+      # node-llama-cpp's prebuilt CPU libraries (the x86-64 plugins a server CPU picks from), for
+      # CPU runs that need no llama.cpp build (gpu-run.sh train-cpu).
+      bins=node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
+      tar -C "$bins" -cf - libllama.v0.5.0.so libggml.v0.5.0.so libggml-base.so libggml-cpu-x64.so libggml-cpu-haswell.so \
+        libggml-cpu-skylakex.so libggml-cpu-icelake.so libggml-cpu-sapphirerapids.so libggml-cpu-zen4.so | xz -T2 -6 > .device/cpu-libs.tar.xz ;;
     --node-llama-cpp)
       tmp=$(mktemp -d)
       version=$(node -p "require('./node_modules/@node-llama-cpp/linux-x64/package.json').version")
@@ -31,7 +37,7 @@ for what in "$@"; do
       mkdir -p "$tmp/$(dirname "$addon")" && cp "$addon" "$tmp/$addon"
       tar -C "$tmp" --exclude=node_modules/node-llama-cpp/llama/gitRelease.bundle -cf - node_modules | xz -T2 -6 > .device/node-llama-cpp.tar.xz
       rm -rf "$tmp" ;;
-    *) echo "unknown: $what (bun|deno|node|--llama|--node-llama-cpp)" >&2; exit 2 ;;
+    *) echo "unknown: $what (bun|deno|node|--llama|--cpu-libs|--node-llama-cpp)" >&2; exit 2 ;;
   esac
 done
 packages="fast-check pure-rand mitata"
