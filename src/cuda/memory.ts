@@ -235,6 +235,16 @@ export class DeviceBuffer extends CudaMemory {
     });
   }
 
+  /**
+   * Device memory another library owns (a ggml buffer, say), lent for copies and collectives:
+   * disposing it frees nothing. The owner must keep the memory alive while this is in use.
+   */
+  static borrow(context: CudaContext, ptr: Pointer, byteLength: number): DeviceBuffer {
+    checkAllocationSize(byteLength, "DeviceBuffer.borrow");
+    if (!Number.isSafeInteger(ptr) || ptr <= 0) throw new CudaArgumentError(`DeviceBuffer.borrow: expected a device address, got ${ptr}`);
+    return new DeviceBuffer(context, ptr, byteLength, "nothing (borrowed)", () => 0, "BorrowedDeviceBuffer");
+  }
+
   /** Sets bytes to `value` (0–255) over `[offset, offset + byteLength)`. */
   fill(value: number, options: RangeOption = {}): void {
     this.fillBytes(value, options);

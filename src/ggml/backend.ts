@@ -80,6 +80,12 @@ export class BackendBuffer extends NativeResource {
     return this.lib.symbols.ggml_backend_buffer_get_size(this.handle);
   }
 
+  /** The buffer's first byte: host memory for the CPU backend, device memory for CUDA. */
+  get base(): Pointer {
+    this.assertLive();
+    return this.lib.symbols.ggml_backend_buffer_get_base(this.handle);
+  }
+
   /** Sets every byte of the buffer to `value`. */
   clear(value = 0): void {
     this.assertLive();

@@ -34,3 +34,4 @@ export { TrainingDataError } from "./train/errors.ts";
 export { LoraTrainer, type TrainerOptions, type StepReport } from "./train/trainer.ts";
 export { type TrainingOptions, type Schedule, learningRate } from "./train/options.ts";
 export { ArchitectureError, type LlamaShape, type Target, allTargets, llamaShape } from "./train/architecture.ts";
+export { type GradientReducer, NcclGradientReducer, shardOf } from "./train/data-parallel.ts";

@@ -54,6 +54,8 @@ export class LoraParameters implements Disposable {
     readonly parameters: readonly Parameter[],
     private readonly contexts: GgmlContext[],
     private readonly buffers: { values: BackendBuffer; moments: BackendBuffer; grads: BackendBuffer },
+    /** One F32 beside the accumulators, so that a step's loss is all-reduced with its gradients. */
+    readonly lossSlot: Tensor,
   ) {
     this.byWeight = new Map(pairs.map((p) => [p.weight, p]));
   }
@@ -67,7 +69,7 @@ export class LoraParameters implements Disposable {
     const { rank, alpha, targets } = options;
     const count = shape.layers * targets.length * 2;
     const lib = backend.ggml.base;
-    const [values, moments, grads] = [count, 2 * count, count].map((tensors) => new GgmlContext(lib, { tensors })) as [GgmlContext, GgmlContext, GgmlContext];
+    const [values, moments, grads] = [count, 2 * count, count + 1].map((tensors) => new GgmlContext(lib, { tensors })) as [GgmlContext, GgmlContext, GgmlContext];
     const pairs: LoraPairTensors[] = [];
     const parameters: Parameter[] = [];
     for (let layer = 0; layer < shape.layers; layer++) {
@@ -83,6 +85,7 @@ export class LoraParameters implements Disposable {
         }
       }
     }
+    const lossSlot = grads.tensor(TensorType.F32, [1], "loss sum");
     const allocated: BackendBuffer[] = [];
     try {
       for (const ctx of [values, moments, grads]) allocated.push(BackendBuffer.allocate(ctx, backend));
@@ -94,7 +97,7 @@ export class LoraParameters implements Disposable {
     const [valuesBuffer, momentsBuffer, gradsBuffer] = allocated as [BackendBuffer, BackendBuffer, BackendBuffer];
     momentsBuffer.clear();
     gradsBuffer.clear();
-    return new LoraParameters(rank, alpha, targets, pairs, parameters, [values, moments, grads], { values: valuesBuffer, moments: momentsBuffer, grads: gradsBuffer });
+    return new LoraParameters(rank, alpha, targets, pairs, parameters, [values, moments, grads], { values: valuesBuffer, moments: momentsBuffer, grads: gradsBuffer }, lossSlot);
   }
 
   /** PEFT's initialization: A Kaiming-uniform (a = √5, so U(−1/√n_in, 1/√n_in)), B zero. */
@@ -161,7 +164,7 @@ export class LoraParameters implements Disposable {
     this.buffers.moments.clear();
   }
 
-  /** @internal The accumulators' memory: one contiguous range, all-reduced at once across ranks. */
+  /** @internal The accumulators' memory (and the loss slot): one contiguous range, all-reduced at once across ranks. */
   get gradientBuffer(): BackendBuffer {
     return this.buffers.grads;
   }

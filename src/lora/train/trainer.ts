@@ -15,6 +15,7 @@ import { type LoraWeights, encodeLoraGguf, readLoraGguf } from "./lora-weights.t
 import { LoraParameters } from "./lora-parameters.ts";
 import { type ResolvedOptions, type TrainingOptions, learningRate, resolveOptions } from "./options.ts";
 import { LossGraph, OptimizerGraph } from "./step-graph.ts";
+import { type GradientReducer, shardOf } from "./data-parallel.ts";
 
 export interface TrainerOptions extends TrainingOptions {
   /** The base model (GGUF). */
@@ -33,6 +34,12 @@ export interface TrainerOptions extends TrainingOptions {
   readonly threads?: number;
   /** The libllama / ggml to use (default: Llama.shared()). */
   readonly llama?: Llama;
+  /**
+   * Data parallelism: this process is one rank; it trains its slice of every global batch and
+   * sums gradients with the other ranks before each step (NcclGradientReducer across GPUs).
+   * `batch` stays the global batch; it must divide into ranks × gradAccum.
+   */
+  readonly reducer?: GradientReducer;
 }
 
 export interface StepReport {
@@ -76,6 +83,7 @@ export class LoraTrainer implements Disposable {
     private readonly evaluation: LossGraph,
     private readonly optimizer: OptimizerGraph,
     private readonly identity: { base: string; data: string },
+    private readonly reducer: GradientReducer | undefined,
   ) {}
 
   static async create(options: TrainerOptions): Promise<LoraTrainer> {
@@ -112,7 +120,11 @@ export class LoraTrainer implements Disposable {
       disposers.push(() => lora.dispose());
       if (init === undefined) lora.initialize(resolved.seed);
       else lora.load(init);
-      const micro = resolved.batch / resolved.gradAccum;
+      const ranks = options.reducer?.ranks ?? 1;
+      if (resolved.batch % (ranks * resolved.gradAccum) !== 0) {
+        throw new TrainingError("ERR_TRAIN_ARGUMENT", `batch ${resolved.batch} does not split into ${ranks} rank${ranks === 1 ? "" : "s"} × ${resolved.gradAccum} micro-batches`);
+      }
+      const micro = resolved.batch / (ranks * resolved.gradAccum);
       const parts = { shape, base, lora, seqLen: resolved.ctx, batch: micro };
       const train = new LossGraph(parts, backends, true);
       disposers.push(() => train.dispose());
@@ -123,7 +135,7 @@ export class LoraTrainer implements Disposable {
 
       const identity = { base: await baseIdentity(options.base), data: data.fingerprint };
       const order = new BatchOrder(data.sequences.length, { seed: resolved.seed, shuffle: resolved.shuffle });
-      const trainer = new LoraTrainer(resolved, shape, backend, cpu, base, lora, data, evalData, order, train, evaluation, optimizer, identity);
+      const trainer = new LoraTrainer(resolved, shape, backend, cpu, base, lora, data, evalData, order, train, evaluation, optimizer, identity, options.reducer);
       if (checkpoint !== undefined) {
         const state = checkpoint.state;
         checkResumable(state, { baseIdentity: identity.base, options: jsonOptions(resolved), dataFingerprint: identity.data }, resumeKeys);
@@ -174,9 +186,17 @@ export class LoraTrainer implements Disposable {
     const counted = countOf(batch);
     if (counted === 0) throw new TrainingError("ERR_TRAIN_DATA", `step ${this.#step + 1}: no position of the batch counts in the loss`);
     this.lora.clearGradients();
-    const micro = o.batch / o.gradAccum;
+    const shard = this.reducer === undefined ? batch : shardOf(batch, this.reducer.rank, this.reducer.ranks);
+    const micro = shard.length / o.gradAccum;
     let loss = 0;
-    for (let i = 0; i < batch.length; i += micro) loss += await this.train.run(batch.slice(i, i + micro), counted);
+    for (let i = 0; i < shard.length; i += micro) loss += await this.train.run(shard.slice(i, i + micro), counted);
+    if (this.reducer !== undefined) {
+      // One collective carries the gradients and this rank's share of the loss.
+      this.lora.lossSlot.write(new Float32Array([loss]));
+      const buffer = this.lora.gradientBuffer;
+      await this.reducer.sum(buffer.base, buffer.byteLength);
+      loss = this.lora.lossSlot.read(new Float32Array(1))[0]!;
+    }
     const step = this.#step + 1;
     const lr = learningRate(o, step, this.totalSteps);
     const gradNorm = await this.optimizer.run({ lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, step });
@@ -203,7 +223,7 @@ export class LoraTrainer implements Disposable {
     this.#assertLive();
     if (data === undefined) throw new TrainingError("ERR_TRAIN_ARGUMENT", "no evaluation data: pass `eval` to create() or a Dataset here");
     checkVocabulary(data, this.shape.vocab);
-    const micro = this.options.batch / this.options.gradAccum;
+    const micro = this.options.batch / (this.options.gradAccum * (this.reducer?.ranks ?? 1));
     const total = data.countedTokens;
     let loss = 0;
     for (let i = 0; i < data.sequences.length; i += micro) {
