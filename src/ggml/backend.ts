@@ -131,7 +131,12 @@ export class Scheduler extends NativeResource {
     this.#lib.symbols.ggml_backend_sched_reset(this.#handle);
     this.#allocated = undefined;
     if (!this.#lib.symbols.ggml_backend_sched_alloc_graph(this.#handle, graph.live)) {
-      throw new GgmlError("ERR_GGML_ALLOC", `could not allocate a graph of ${graph.nodeCount} nodes on ${this.backends.map((b) => b.name).join(" + ")}: out of memory`);
+      // What each backend's compute buffer would need, so the message says how far off it is.
+      const sizes = new BigUint64Array(this.backends.length);
+      this.#lib.symbols.ggml_backend_sched_reset(this.#handle);
+      this.#lib.symbols.ggml_backend_sched_reserve_size(this.#handle, graph.live, sizes);
+      const needed = this.backends.map((b, i) => `${(Number(sizes[i]) / 2 ** 30).toFixed(2)} GiB on ${b.name}`).join(", ");
+      throw new GgmlError("ERR_GGML_ALLOC", `could not allocate a graph of ${graph.nodeCount} nodes: out of memory (its intermediate tensors need ${needed})`);
     }
     this.#allocated = graph;
   }

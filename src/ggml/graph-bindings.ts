@@ -224,6 +224,8 @@ const ggmlBackendTable = {
   ggml_backend_sched_new: { parameters: ["buffer", "ptr", "i32", "usize", "bool", "bool"], result: "ptr" },
   // GGML_API void                 ggml_backend_sched_free(ggml_backend_sched_t sched);
   ggml_backend_sched_free: { parameters: ["ptr"], result: "void" },
+  // GGML_API void                 ggml_backend_sched_reserve_size(ggml_backend_sched_t sched, struct ggml_cgraph * measure_graph, size_t * sizes);
+  ggml_backend_sched_reserve_size: { parameters: ["ptr", "ptr", "buffer"], result: "void" },
   // GGML_API bool                 ggml_backend_sched_reserve(ggml_backend_sched_t sched, struct ggml_cgraph * measure_graph); // returns success
   ggml_backend_sched_reserve: { parameters: ["ptr", "ptr"], result: "bool" },
   // GGML_API int                  ggml_backend_sched_get_n_splits(ggml_backend_sched_t sched);
