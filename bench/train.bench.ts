@@ -1,5 +1,5 @@
 // Training throughput: gpuffi's LoRA trainer on ggml against PyTorch + PEFT in the same job.
-//   bun bench/train.bench.ts BASE.gguf OUT_DIR [--device cuda:0] [--batch 4] [--ctx 512] [--steps 10] [--warmup 2] [--threads N] [--peft FILE.jsonl] [--label h200]
+//   bun bench/train.bench.ts BASE.gguf OUT_DIR [--device cuda:0] [--batch 4] [--ctx 512] [--steps 10] [--warmup 2] [--threads N] [--no-transposed-copies] [--peft FILE.jsonl] [--label h200]
 // BASE: a TinyLlama-shaped model (gpu-run.sh makes one with make-tiny-model). LoRA r16 alpha32 on
 // all seven projections, AdamW, random tokens, as bench/train_peft.py does for PEFT; --peft names
 // that script's output from the same job, whose modes are set beside ours as ratios.
@@ -23,6 +23,8 @@ const steps = Number(flag("steps", "10"));
 const warmup = Number(flag("warmup", "2"));
 const threads = args.includes("--threads") ? Number(flag("threads", "1")) : undefined;
 const label = flag("label", "gpu");
+// On the CPU: ggml's own out-products in the backward pass instead of the transposed copies.
+const transposedCopies = !args.includes("--no-transposed-copies");
 
 const vocab = await (async () => {
   const file = await openGguf(base);
@@ -45,6 +47,7 @@ const trainer = await LoraTrainer.create({
   ),
   device,
   threads,
+  transposedCopies,
   rank: 16,
   alpha: 32,
   ctx,
@@ -63,6 +66,7 @@ const tokensPerSecond = (batch * ctx * timed.length * 1000) / timed.reduce((s, r
 const result = {
   side: "gpuffi",
   device,
+  transposed_copies: device === "cpu" ? transposedCopies : undefined,
   batch,
   ctx,
   steps: timed.length,
@@ -74,7 +78,7 @@ const result = {
 trainer.dispose();
 const lines = [JSON.stringify(result)];
 const peftFile = args.includes("--peft") ? flag("peft", "") : "";
-const table = [`| side | tokens/s | step ms (median) | memory GiB | gpuffi ÷ side |`, `|---|---|---|---|---|`, `| gpuffi (${device}${device === "cpu" ? `, ${threads ?? "default"} threads` : ", F32 base, TF32 cuBLAS"}) | ${tokensPerSecond.toFixed(0)} | ${result.step_ms_median!.toFixed(1)} | ${result.memory_gib.toFixed(2)} | 1.00 |`];
+const table = [`| side | tokens/s | step ms (median) | memory GiB | gpuffi ÷ side |`, `|---|---|---|---|---|`, `| gpuffi (${device}${device === "cpu" ? `, ${threads ?? "default"} threads, ${transposedCopies ? "transposed copies" : "ggml's out-products"}` : ", F32 base, TF32 cuBLAS"}) | ${tokensPerSecond.toFixed(0)} | ${result.step_ms_median!.toFixed(1)} | ${result.memory_gib.toFixed(2)} | 1.00 |`];
 if (peftFile && !existsSync(peftFile)) table.push(`| PyTorch+PEFT | (no ${peftFile}: the anchor did not run) | | | |`);
 else if (peftFile) {
   for (const line of readFileSync(peftFile, "utf8").split("\n").filter(Boolean)) {

@@ -3,7 +3,9 @@
 # runs the whole test suite and the benchmarks on every runtime that was carried, and leaves
 # logs and figures in $OUT (the device tool brings them back).
 #   device run, carry [".device"]:  scripts/gpu-run.sh [stage ...]
-# Stages (default: all but train and train-cpu): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench llama train train-cpu
+# Stages (default: all but train, train-cpu and abi): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench llama train train-cpu abi
+# `abi` runs the ABI check (scripts/check-abi.ts) against this machine's CUDA, cuBLAS, NCCL, NVML
+# and NVRTC headers; carry .cache/llama-headers-* for llama.cpp's (the machine has no network).
 # `train-cpu` compares CPU training with PyTorch+PEFT on the machine's cores, on node-llama-cpp's
 # prebuilt CPU libraries (packed with --cpu-libs): no llama.cpp build.
 # (GPUFFI_TEST_FILTER="pool cublas" limits the tests stage to those files)
@@ -132,9 +134,15 @@ if want train-cpu && [ -f .device/cpu-libs.tar.xz ]; then
   threads=$(nproc)
   run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-model "$models/train-cpu.gguf" --embd 256 --layers 4 --heads 8 --kv-heads 4 --ff 688 --ctx 512 --type f32 --vocab 4096 > /dev/null
   PYTHONUNBUFFERED=1 python3 bench/train_peft.py --cpu --threads "$threads" --steps 10 --out "$out/train-peft-cpu-$label.jsonl" > /dev/null 2>&1
-  GPUFFI_LLAMA_DIR=/tmp/gpuffi-cpu-libs run_ts "${runtimes[0]}" bench/train.bench.ts "$models/train-cpu.gguf" "$out" --device cpu --threads "$threads" --batch 2 --ctx 128 \
-    --steps 10 --peft "$out/train-peft-cpu-$label.jsonl" --label "cpu-$label" > "$out/train-bench-cpu-$label.txt" 2>&1
-  tail -5 "$out/train-bench-cpu-$label.txt"
+  # With the transposed copies (the default) and without them (ggml's out-products), both beside PEFT.
+  for copies in "" --no-transposed-copies; do
+    GPUFFI_LLAMA_DIR=/tmp/gpuffi-cpu-libs run_ts "${runtimes[0]}" bench/train.bench.ts "$models/train-cpu.gguf" "$out" --device cpu --threads "$threads" --batch 2 --ctx 128 \
+      --steps 20 $copies --peft "$out/train-peft-cpu-$label.jsonl" --label "cpu${copies:+-out-prod}-$label" > "$out/train-bench-cpu-$label.txt" 2>&1
+    tail -5 "$out/train-bench-cpu-$label.txt"
+  done
+fi
+if want abi; then
+  runner scripts/check-abi.ts > "$out/abi-$label.txt" 2>&1; tail -12 "$out/abi-$label.txt"
 fi
 if want llama && [ -x "$llama_dir/llama-bench" ]; then
   for name in "${runtimes[@]}"; do

@@ -15,7 +15,10 @@ import {
   SchedPriority, deviceTypes, ggmlBaseSymbols, ggmlCpuSymbols, ggmlSymbols, ggmlThreadpoolParams,
   rpcMaxServers as maxServers, rpcProtocol, rpcSymbols,
 } from "../../src/ggml/bindings.ts";
-import { ggmlBackendSymbols, ggmlCpuBackendSymbols, ggmlGraphSymbols, ggmlInitParams, ggmlTensor } from "../../src/ggml/graph-bindings.ts";
+import {
+  GGML_DEFAULT_GRAPH_SIZE, GGML_MAX_DIMS, GGML_MAX_NAME, GGML_MAX_OP_PARAMS, GGML_MAX_SRC, GgmlOp, GgmlStatus, RopeType, TensorFlag, ggmlBackendSymbols,
+  ggmlCpuBackendSymbols, ggmlGraphSymbols, ggmlInitParams, ggmlTensor,
+} from "../../src/ggml/graph-bindings.ts";
 import { cudaMemLocation, cudart12Symbols, cudart13Symbols, cudartSymbols } from "../../src/cuda/cudart-library.ts";
 import { CudaStatus } from "../../src/cuda/errors.ts";
 import { DeviceAttribute } from "../../src/cuda/device.ts";
@@ -29,11 +32,19 @@ import { CublasLtMatmulDescAttribute, CublasLtPreference, cublasLtMatmulAlgo, cu
 import { ncclSymbols, ncclUniqueIdBytes, ncclUniqueIdStruct } from "../../src/cuda/nccl/nccl-library.ts";
 import { NcclDataType, NcclReduceOp } from "../../src/cuda/nccl/nccl-types.ts";
 import { NcclResult } from "../../src/cuda/nccl/nccl-errors.ts";
+import { NvmlClock, nvmlMemory, nvmlMemoryV2, nvmlPciInfo, nvmlProcessInfo, nvmlSymbols, nvmlTemperatureGpu, nvmlUtilization } from "../../src/cuda/nvml/library.ts";
+import { NvmlReturn } from "../../src/cuda/nvml/errors.ts";
+import { NvrtcStatus, nvrtcSymbols } from "../../src/cuda/kernels/nvrtc-library.ts";
 
 const same = <const T extends Readonly<Record<string, number>>>(values: T): { [K in keyof T]: string } =>
   Object.fromEntries(Object.keys(values).map((k) => [k, k])) as { [K in keyof T]: string };
 const prefixed = <const T extends Readonly<Record<string, number>>>(prefix: string, values: T): { [K in keyof T]: string } =>
   Object.fromEntries(Object.keys(values).map((k) => [k, `${prefix}${k[0]!.toUpperCase()}${k.slice(1)}`])) as { [K in keyof T]: string };
+/** NVML_SUCCESS, NVML_ERROR_INVALID_ARGUMENT from { success, invalidArgument }: status enums in upper snake case. */
+const statusNames = <const T extends Readonly<Record<string, number>>>(prefix: string, values: T): { [K in keyof T]: string } =>
+  Object.fromEntries(
+    Object.keys(values).map((k) => [k, `${prefix}_${k === "success" ? "SUCCESS" : `ERROR_${k.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`}`]),
+  ) as { [K in keyof T]: string };
 
 export const libllama: AbiLibrary = {
   name: "libllama",
@@ -88,6 +99,15 @@ export const libggml: AbiLibrary = {
     ...constantsOf("ggmlThreadpoolParams.fields.cpumask", { length: ggmlThreadpoolParams.fields.cpumask.length }, { length: "GGML_MAX_N_THREADS" }),
     ...constantsOf("rpcProtocol", rpcProtocol, { major: "RPC_PROTO_MAJOR_VERSION", minor: "RPC_PROTO_MINOR_VERSION" }),
     ...constantsOf("rpc", { maxServers }, { maxServers: "GGML_RPC_MAX_SERVERS" }),
+    ...constantsOf("", { GGML_MAX_DIMS, GGML_MAX_NAME, GGML_MAX_SRC, GGML_MAX_OP_PARAMS, GGML_DEFAULT_GRAPH_SIZE }, {
+      GGML_MAX_DIMS: "GGML_MAX_DIMS", GGML_MAX_NAME: "GGML_MAX_NAME", GGML_MAX_SRC: "GGML_MAX_SRC", GGML_MAX_OP_PARAMS: "GGML_MAX_OP_PARAMS", GGML_DEFAULT_GRAPH_SIZE: "GGML_DEFAULT_GRAPH_SIZE",
+    }),
+    ...constantsOf("TensorFlag", TensorFlag, {
+      input: "GGML_TENSOR_FLAG_INPUT", output: "GGML_TENSOR_FLAG_OUTPUT", param: "GGML_TENSOR_FLAG_PARAM", loss: "GGML_TENSOR_FLAG_LOSS", compute: "GGML_TENSOR_FLAG_COMPUTE",
+    }),
+    ...constantsOf("RopeType", RopeType, { normal: "GGML_ROPE_TYPE_NORMAL", neox: "GGML_ROPE_TYPE_NEOX" }),
+    ...constantsOf("GgmlStatus", GgmlStatus, { allocFailed: "GGML_STATUS_ALLOC_FAILED", failed: "GGML_STATUS_FAILED", success: "GGML_STATUS_SUCCESS", aborted: "GGML_STATUS_ABORTED" }),
+    ...constantsOf("GgmlOp", GgmlOp, { mulMat: "GGML_OP_MUL_MAT", outProd: "GGML_OP_OUT_PROD", transpose: "GGML_OP_TRANSPOSE" }),
   ],
 };
 
@@ -193,6 +213,37 @@ export const libnccl: AbiLibrary = {
   ],
 };
 
+// nvmlProcessInfo_r535_t is gpuffi's name for a layout some r535 drivers used without a header.
+export const libnvml: AbiLibrary = {
+  name: "libnvidia-ml",
+  headers: ["nvml.h"],
+  includeDirs: cudaHeaders("nvml.h"),
+  version: "NVML_API_VERSION",
+  tables: [{ name: "nvmlSymbols", symbols: nvmlSymbols }],
+  structs: [
+    { type: nvmlPciInfo, c: "nvmlPciInfo_t" },
+    { type: nvmlMemory, c: "nvmlMemory_t" },
+    { type: nvmlMemoryV2, c: "nvmlMemory_v2_t" },
+    { type: nvmlUtilization, c: "nvmlUtilization_t" },
+    { type: nvmlProcessInfo, c: "nvmlProcessInfo_t" },
+  ],
+  constants: [
+    ...constantsOf("NvmlReturn", NvmlReturn, statusNames("NVML", NvmlReturn)),
+    ...constantsOf("NvmlClock", NvmlClock, { graphics: "NVML_CLOCK_GRAPHICS", sm: "NVML_CLOCK_SM", memory: "NVML_CLOCK_MEM", video: "NVML_CLOCK_VIDEO" }),
+    ...constantsOf("", { nvmlTemperatureGpu }, { nvmlTemperatureGpu: "NVML_TEMPERATURE_GPU" }),
+  ],
+};
+
+export const libnvrtc: AbiLibrary = {
+  name: "libnvrtc",
+  headers: ["nvrtc.h"],
+  includeDirs: cudaHeaders("nvrtc.h"),
+  tables: [{ name: "nvrtcSymbols", symbols: nvrtcSymbols }],
+  constants: [
+    ...constantsOf("NvrtcStatus", NvrtcStatus, statusNames("NVRTC", NvrtcStatus)),
+  ],
+};
+
 export const libc: AbiLibrary = {
   name: "libc",
   defines: ["_GNU_SOURCE"],
@@ -208,4 +259,4 @@ export const libc: AbiLibrary = {
 };
 
 /** Every library, in the order the report lists them. */
-export const abiLibraries: readonly AbiLibrary[] = [libllama, libggml, libcudart, libcuda, libcublas, libcublasLt, libnccl, libc];
+export const abiLibraries: readonly AbiLibrary[] = [libllama, libggml, libcudart, libcuda, libcublas, libcublasLt, libnccl, libnvml, libnvrtc, libc];

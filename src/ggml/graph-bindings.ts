@@ -22,6 +22,9 @@ export const GGML_DEFAULT_GRAPH_SIZE = 2048;
 // enum ggml_tensor_flag
 export const TensorFlag = { input: 1, output: 2, param: 4, loss: 8, compute: 16 } as const;
 
+// enum ggml_op: the ops a graph rewrite recognizes (ComputeGraph.transposeProducts).
+export const GgmlOp = { mulMat: 29, outProd: 31, transpose: 39 } as const;
+
 // #define GGML_ROPE_TYPE_NORMAL 0, GGML_ROPE_TYPE_NEOX 2
 export const RopeType = { normal: 0, neox: 2 } as const;
 

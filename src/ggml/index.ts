@@ -19,4 +19,4 @@ export { GgmlBackend, BackendBuffer, Scheduler, type SchedulerOptions } from "./
 export { GgmlContext, ComputeGraph, type GgmlContextOptions, type RopeOptions } from "./context.ts";
 export { Tensor, TensorType, type Shape, shapeText } from "./tensor.ts";
 export { GgmlError, GgmlShapeError } from "./errors.ts";
-export { ggmlGraphSymbols, ggmlBackendSymbols, ggmlCpuBackendSymbols, ggmlTensor, ggmlInitParams, TensorFlag, RopeType, GgmlStatus } from "./graph-bindings.ts";
+export { ggmlGraphSymbols, ggmlBackendSymbols, ggmlCpuBackendSymbols, ggmlTensor, ggmlInitParams, TensorFlag, RopeType, GgmlStatus, GgmlOp } from "./graph-bindings.ts";

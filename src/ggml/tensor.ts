@@ -4,7 +4,7 @@
 import { type Pointer, nativeView } from "../ffi/index.ts";
 import { GgmlType, ggmlTypeInfo } from "../formats/index.ts";
 import { GgmlError, GgmlShapeError } from "./errors.ts";
-import { TensorFlag, ggmlTensor } from "./graph-bindings.ts";
+import { GGML_MAX_SRC, TensorFlag, ggmlTensor } from "./graph-bindings.ts";
 import type { GgmlContext, RopeOptions } from "./context.ts";
 
 /** ne0 first, up to 4 dimensions. */
@@ -89,6 +89,28 @@ export class Tensor {
 
   get flags(): number {
     return this.#struct().getInt32(field.flags, true);
+  }
+
+  /** The op that computes the tensor (`enum ggml_op`; 0 for a leaf). */
+  get op(): number {
+    return this.#struct().getInt32(field.op, true);
+  }
+
+  /** @internal The `i`th source's `struct ggml_tensor *` (0 where there is none). */
+  sourcePtr(i: number): Pointer {
+    return Number(this.#struct().getBigUint64(field.src + 8 * i, true)) as Pointer;
+  }
+
+  /**
+   * @internal Turns the node into `op` over `sources` in place, for a graph rewrite that keeps
+   * its shape, type and every consumer; only before the graph is allocated.
+   */
+  recompute(op: number, sources: readonly Tensor[]): void {
+    this.assertUsable();
+    if (sources.length > GGML_MAX_SRC) throw new GgmlError("ERR_GGML_ARGUMENT", `${sources.length} sources: a node has at most ${GGML_MAX_SRC}`);
+    const view = this.#struct();
+    view.setInt32(field.op, op, true);
+    for (let i = 0; i < GGML_MAX_SRC; i++) view.setBigUint64(field.src + 8 * i, BigInt(sources[i]?.ptr ?? 0), true);
   }
 
   /** The rows are laid out one after the other (no permuted or transposed view). */

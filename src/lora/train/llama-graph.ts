@@ -2,6 +2,7 @@
 // graph llama.cpp builds for this architecture (models/llama.cpp, non-flash attention) written
 // with ops that have a backward pass. ggml has none for flash attention or the fused SwiGLU, so
 // attention is mul_mat + soft_max with a causal mask and the FFN is silu(gate)·up.
+import type { Pointer } from "../../ffi/index.ts";
 import type { GgmlContext, Tensor } from "../../ggml/index.ts";
 import { TensorType } from "../../ggml/index.ts";
 import { type LlamaShape, type Target, targetWeight } from "./architecture.ts";
@@ -55,10 +56,17 @@ export interface LlamaGraphParts {
 
 /**
  * Builds the forward pass and the loss: the cross-entropy of the counted positions, summed and
- * divided by T·B (every slot). A one-element tensor, marked loss and output.
+ * divided by T·B (every slot). A one-element tensor, marked loss and output. With `transposes`,
+ * the transposes of the LoRA matrices and of the attention's K and V are also made, and mapped
+ * from their source's pointer, for ComputeGraph.transposeProducts (the caller adds them to the
+ * graph before the backward pass).
  */
-export function buildLlamaLoss(ctx: GgmlContext, parts: LlamaGraphParts, inputs: BatchInputs): Tensor {
+export function buildLlamaLoss(ctx: GgmlContext, parts: LlamaGraphParts, inputs: BatchInputs, transposes?: Map<Pointer, Tensor>): Tensor {
   const { shape, base, lora, seqLen: T, batch: B } = parts;
+  const withTranspose = (t: Tensor): Tensor => {
+    transposes?.set(t.ptr, ctx.cont(ctx.transpose(t)));
+    return t;
+  };
   const { embd, heads: H, kvHeads: Hkv, headDim: hd } = shape;
   const rope = { dims: shape.ropeDims, freqBase: shape.ropeBase, freqScale: shape.ropeScale, factors: base.get("rope_freqs.weight") } as const;
   const scale = lora.scale;
@@ -68,7 +76,7 @@ export function buildLlamaLoss(ctx: GgmlContext, parts: LlamaGraphParts, inputs:
     const y = x.linear(base.require(weight));
     const pair = lora.byWeight.get(weight);
     if (pair === undefined) return y;
-    return y.add(x.linear(pair.a).linear(pair.b).scale(scale));
+    return y.add(ctx.mulMat(withTranspose(pair.b), ctx.mulMat(withTranspose(pair.a), x)).scale(scale));
   };
   // [hd, heads, T·B] → [hd, T, heads·B]: per (head, sequence) matrices, sequence outermost so that
   // mul_mat's broadcast of the KV heads over the query heads pairs them as GQA does.
@@ -82,8 +90,8 @@ export function buildLlamaLoss(ctx: GgmlContext, parts: LlamaGraphParts, inputs:
     const v = project(h, layer, "v");
     // V transposed per head: [T, hd, Hkv·B].
     const vt = v.reshape(hd, Hkv, T, B).permute(1, 2, 0, 3).cont().reshape(T, hd, Hkv * B);
-    const kq = ctx.mulMat(perHead(k, Hkv), perHead(q, H)).softMax({ mask: inputs.mask, scale: 1 / Math.sqrt(hd) });
-    const attn = ctx.mulMat(vt, kq).reshape(hd, T, H, B).permute(0, 2, 1, 3).cont().reshape(embd, T * B);
+    const kq = ctx.mulMat(withTranspose(perHead(k, Hkv)), perHead(q, H)).softMax({ mask: inputs.mask, scale: 1 / Math.sqrt(hd) });
+    const attn = ctx.mulMat(withTranspose(vt), kq).reshape(hd, T, H, B).permute(0, 2, 1, 3).cont().reshape(embd, T * B);
     x = x.add(project(attn, layer, "o"));
     const f = x.rmsNorm(shape.rmsEps).mul(base.require(`blk.${layer}.ffn_norm.weight`));
     const gated = project(f, layer, "gate").silu().mul(project(f, layer, "up"));

@@ -39,8 +39,11 @@ export class LossGraph implements Disposable {
     const seed = persistentCtx.tensor(TensorType.F32, [1], "loss seed");
     this.#persistent = { ctx: persistentCtx, buffer: BackendBuffer.allocate(persistentCtx, backends[0]!), labels, seed };
     this.#inputs = batchInputs(this.#ctx, seqLen, batch, labels);
-    this.#loss = buildLlamaLoss(this.#ctx, parts, this.#inputs);
+    // On the CPU the backward pass multiplies with transposes (BaseWeights explains why).
+    const transposes = train && parts.base.transposed.size > 0 ? new Map(parts.base.transposed) : undefined;
+    this.#loss = buildLlamaLoss(this.#ctx, parts, this.#inputs, transposes);
     this.#graph = this.#ctx.graph(size, { grads: train }).expand(this.#loss);
+    for (const [source, transposed] of transposes ?? []) if (!parts.base.transposed.has(source)) this.#graph.expand(transposed);
     if (train) {
       const accumulators = new Map<Tensor, Tensor>([[this.#loss, seed]]);
       for (const p of parts.lora.parameters) accumulators.set(p.value, p.grad);
@@ -51,6 +54,7 @@ export class LossGraph implements Disposable {
         if (grad === undefined) throw new TrainingError("ERR_TRAIN_GRAPH", `${p.name} does not influence the loss`);
         this.#graph.expand(grad);
       }
+      this.transposedProducts = transposes === undefined ? 0 : this.#graph.transposeProducts(transposes);
     }
     this.#sched = new Scheduler(backends, { graphSize: size });
     this.#sched.allocate(this.#graph);
@@ -62,6 +66,9 @@ export class LossGraph implements Disposable {
   get nodeCount(): number {
     return this.#graph.nodeCount;
   }
+
+  /** Backward products through a frozen weight that multiply with its transposed copy (BaseWeights). */
+  readonly transposedProducts: number = 0;
 
   /** Pieces the scheduler split the graph into between backends (1: one backend runs all of it). */
   get splits(): number {

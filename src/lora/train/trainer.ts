@@ -35,6 +35,12 @@ export interface TrainerOptions extends TrainingOptions {
   /** The libllama / ggml to use (default: Llama.shared()). */
   readonly llama?: Llama;
   /**
+   * On the CPU, keep a transposed copy of each F32 base matrix so the backward pass multiplies
+   * with tiled GEMM kernels instead of ggml's slower out-product (default true): a step about a
+   * third faster for the weights' bytes again. Ignored on GPUs, whose out-product is a GEMM.
+   */
+  readonly transposedCopies?: boolean;
+  /**
    * Data parallelism: this process is one rank; it trains its slice of every global batch and
    * sums gradients with the other ranks before each step (NcclGradientReducer across GPUs).
    * `batch` stays the global batch; it must divide into ranks × gradAccum.
@@ -114,7 +120,7 @@ export class LoraTrainer implements Disposable {
       const cpu = backend.isCpu ? undefined : ggml.backend("cpu", { threads: options.threads });
       if (cpu) disposers.push(() => cpu.dispose());
       const backends = cpu ? [backend, cpu] : [backend];
-      const base = await BaseWeights.load(file, backend);
+      const base = await BaseWeights.load(file, backend, { transposedCopies: options.transposedCopies ?? true });
       disposers.push(() => base.dispose());
       const lora = LoraParameters.create(shape, resolved, backend);
       disposers.push(() => lora.dispose());
@@ -163,9 +169,10 @@ export class LoraTrainer implements Disposable {
   }
 
   /** Bytes the base weights, the LoRA state and the graphs' compute buffers hold on the training device. */
-  get memory(): { base: number; lora: number; compute: number; widened: Readonly<Record<string, number>> } {
+  get memory(): { base: number; transposed: number; lora: number; compute: number; widened: Readonly<Record<string, number>> } {
     return {
       base: this.base.storage.bytes,
+      transposed: this.base.storage.transposedBytes,
       lora: this.lora.bytes,
       compute: this.train.computeBytes(this.backend) + this.evaluation.computeBytes(this.backend),
       widened: this.base.storage.widened,

@@ -150,3 +150,38 @@ test("ggml devices are listed; the CPU backend starts", () => {
   using cpu = ggml.backend("cpu", { threads: 1 });
   assert.equal(cpu.isCpu, true);
 }, { skip: llamaUnavailable });
+
+test("cuda:0: a step too large for the GPU is refused with how much it needed, and the device stays usable", async () => {
+  // 80 × 4096 positions over a 32,000-token vocabulary: the one-hot labels alone are 42 GB, and
+  // the logits with their gradients several times that, beyond the GPU's memory.
+  const wide = write("wide-vocab.gguf", makeTinyModel({ seed: 9, layers: 1, embd: 64, heads: 2, kvHeads: 2, ff: 64, vocab: 32_000, ctx: 4096 }));
+  const random = seededRandom(61);
+  const long = [{ tokens: Int32Array.from({ length: 4097 }, () => Math.floor(random() * 32_000)), counted: new Uint8Array(4096).fill(1), source: "long" }];
+  const error = await LoraTrainer.create({ base: wide, data: Dataset.fromSequences(long, 4096), ctx: 4096, batch: 80, device: "cuda:0", llama: Llama.shared() }).then(
+    (t) => (t.dispose(), undefined),
+    (e: Error) => e,
+  );
+  assert.ok(error !== undefined, "a step of 80 × 4096 positions over 32,000 tokens was allocated");
+  assert.equal((error as { code?: string }).code, "ERR_GGML_ALLOC", error.message);
+  assert.match(error.message, /out of memory/);
+  assert.match(error.message, /\d(\.\d+)? ?(bytes|[KMG]iB)/);
+  using t = await trainer({ data: Dataset.fromSequences(sequences(71, 2, 9), 8), ctx: 8, rank: 2, steps: 1, device: "cuda:0" });
+  for await (const r of t.run()) assert.ok(Number.isFinite(r.loss));
+}, { skip: gpuUnavailable, timeout: 120_000 });
+
+test("cpu: the backward pass through transposed copies of the base trains what ggml's out-products train (1e-6), and says what the copies cost", async () => {
+  const runs = [];
+  for (const transposedCopies of [true, false]) {
+    using t = await trainer({ data: Dataset.fromSequences(sequences(81, 4, 9), 8), ctx: 8, rank: 2, batch: 2, steps: 6, transposedCopies });
+    const losses = [];
+    for await (const r of t.run()) losses.push(r.loss);
+    runs.push({ losses, memory: t.memory, a: t.weights().pairs[0]!.a });
+  }
+  const [copies, products] = runs as [(typeof runs)[0], (typeof runs)[0]];
+  copies.losses.forEach((loss, i) => assert.ok(Math.abs(loss - products.losses[i]!) <= 1e-6 * products.losses[i]!, `step ${i + 1}: ${loss} vs ${products.losses[i]}`));
+  copies.a.forEach((v, i) => assert.ok(Math.abs(v - products.a[i]!) <= 1e-5 * (1 + Math.abs(products.a[i]!))));
+  // Every F32 matrix the graph multiplies by (7 projections × 2 layers and the output) again.
+  assert.equal(products.memory.transposed, 0);
+  const multiplied = spec.tensors.filter((t) => /attn_(q|k|v|output)|ffn_(gate|up|down)|^output\.weight/.test(t.name));
+  assert.equal(copies.memory.transposed, multiplied.reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 4), 0));
+}, { skip: llamaUnavailable, timeout: 60_000 });
