@@ -7,7 +7,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { test } from "../harness.ts";
-import { type AbiMismatch, checkLibrary, findCompiler } from "../../scripts/abi/checker.ts";
+import { type AbiMismatch, checkLibrary, findCompiler, parseAuxInfo } from "../../scripts/abi/checker.ts";
 import { llamaHeaderCache } from "../../scripts/abi/headers.ts";
 import { type AbiLibrary, constantsOf } from "../../scripts/abi/model.ts";
 import { libllama } from "../../scripts/abi/tables.ts";
@@ -90,3 +90,14 @@ test("llama.h: an upstream field insertion, a signedness change and a renumbered
     { symbol: "PoolingType.rank", what: "= LLAMA_POOLING_TYPE_RANK", expected: "5", found: "4" },
   ], "libllama");
 }, { skip: noLlamaHeaders });
+
+test("gcc -aux-info lines: f(void) and an unprototyped f() take no parameters; names are dropped from definitions", () => {
+  const parsed = parseAuxInfo([
+    "/* /usr/include/nccl.h:546:NC */ extern ncclResult_t ncclGroupStart ();",
+    "/* /usr/include/cuda_runtime_api.h:12:NC */ extern cudaError_t cudaDeviceSynchronize (void);",
+    "/* x.h:3:NC */ extern int f (const char *, ...);",
+  ].join("\n"));
+  assert.deepEqual(parsed.get("ncclGroupStart")?.parameters, []);
+  assert.deepEqual(parsed.get("cudaDeviceSynchronize")?.parameters, []);
+  assert.deepEqual(parsed.get("f"), { result: "int", parameters: ["const char *"], variadic: true, where: "x.h:3" });
+});

@@ -26,7 +26,7 @@ export const NvmlReturn = {
   inUse: 19,
   memory: 20,
   noData: 21,
-  vgpuEccNotEnabled: 22,
+  vgpuEccNotSupported: 22,
   insufficientResources: 23,
   freqNotSupported: 24,
   argumentVersionMismatch: 25,
