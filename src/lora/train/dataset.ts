@@ -108,6 +108,22 @@ export class Dataset {
     return new Dataset(sequences, options.ctx);
   }
 
+  /**
+   * Text held in memory, read as a text file with that content would be: tokenized with the
+   * special tokens the vocabulary adds (BOS once at the start), special tokens written as text
+   * left as text, cut into windows of ctx + 1 tokens. Without `ctx`, the whole text is one
+   * sequence and `ctx` is its length in positions (pass the data set's ctx to the trainer).
+   */
+  static fromText(text: string, options: { readonly tokenizer: Tokenizer; readonly ctx?: number; readonly source?: string }): Dataset {
+    if (options.ctx !== undefined) checkCtx(options.ctx);
+    const source = options.source ?? "text";
+    if (text.length === 0) throw new TrainingDataError(source, "the text is empty");
+    const tokens = options.tokenizer.tokenize(text, { addSpecial: true, parseSpecial: false });
+    if (tokens.length < 2) throw new TrainingDataError(source, `the text is ${tokens.length} token${tokens.length === 1 ? "" : "s"} long: training needs at least 2`);
+    const ctx = options.ctx ?? tokens.length - 1;
+    return new Dataset(windowSequences(tokens, ctx, source), ctx);
+  }
+
   /** A data set from sequences made elsewhere; each is checked as a file's would be. */
   static fromSequences(sequences: readonly TrainingSequence[], ctx: number): Dataset {
     checkCtx(ctx);

@@ -182,6 +182,23 @@ test("text: an empty file, or one token, is a typed error", async () => {
   await assert.rejects(Dataset.read(dataFile(".txt", "abc"), { ctx: 0, vocabSize: 10 }), (e: unknown) => e instanceof TrainingError && /ctx/.test(e.message));
 }, { skip });
 
+test("text in memory (fromText): the sequences of the same text read from a file; without ctx, one sequence", async () => {
+  const text = "the cat sat on the mat.\nthen the rat ran at the cat,\nand the cat ran after it.\n";
+  const path = dataFile(".txt", text);
+  await withVocab(async (model, tokenizer) => {
+    const fromFile = await Dataset.read(path, { ctx: 8, tokenizer });
+    const fromText = Dataset.fromText(text, { ctx: 8, tokenizer, source: path });
+    assert.deepEqual(fromText.sequences.map((s) => [Array.from(s.tokens), Array.from(s.counted), s.source]), fromFile.sequences.map((s) => [Array.from(s.tokens), Array.from(s.counted), s.source]));
+    assert.equal(fromText.fingerprint, fromFile.fingerprint);
+    const whole = Dataset.fromText(text, { tokenizer });
+    const expected = model.tokenize(text, { addSpecial: true });
+    assert.equal(whole.ctx, expected.length - 1);
+    assert.deepEqual(whole.sequences.map((s) => [Array.from(s.tokens), s.source]), [[Array.from(expected), "text"]]);
+    assert.throws(() => Dataset.fromText("", { tokenizer }), (e: unknown) => e instanceof TrainingDataError && /text: the text is empty/.test(e.message));
+    assert.throws(() => Dataset.fromText("abc", { tokenizer, ctx: 0 }), (e: unknown) => e instanceof TrainingError && /ctx/.test(e.message));
+  });
+}, { skip });
+
 // ----- tokens ---------------------------------------------------------------------------------------
 
 test("tokens: a line of ctx + 1 tokens is one sequence; longer lines are cut into windows", async () => {
