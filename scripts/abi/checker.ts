@@ -185,8 +185,9 @@ export function parseAuxInfo(text: string): Map<string, CDeclaration> {
     let parameters = splitTopLevel(declaration.slice(open + 2, close));
     const variadic = parameters.at(-1) === "...";
     if (variadic) parameters = parameters.slice(0, -1);
-    // `f(void)`, or `f()` in a header that predates prototypes everywhere (nccl.h's ncclGroupStart).
-    if (parameters.length === 1 && (parameters[0] === "void" || parameters[0] === "")) parameters = [];
+    // `f(void)`; and `f()` without a prototype (nccl.h's ncclGroupStart), which gcc prints as
+    // `f (/* ??? */)`: the header says nothing of the parameters, so none are compared.
+    if (parameters.length === 1 && (parameters[0] === "void" || parameters[0] === "/* ??? */")) parameters = [];
     // Definitions (F) carry parameter names; the trailing comment lists them in order.
     const names = nameList?.split(",").map((n) => n.trim()) ?? [];
     parameters = parameters.map((p, i) => {

@@ -6,6 +6,7 @@ import { type AbiLibrary, constantsOf } from "./model.ts";
 import { cudaHeaders, llamaHeaders, systemHeaders } from "./headers.ts";
 import { dlFlags, dlSymbols } from "../../src/ffi/dl.ts";
 import { libcMemory } from "../../src/ffi/memory.ts";
+import { libcEnvironment } from "../../src/ffi/environment.ts";
 import { libcMapping, mappingConstants } from "../../src/ffi/mapped-file.ts";
 import {
   CacheType, FlashAttention, LLAMA_DEFAULT_SEED, LoadMode, PoolingType, SplitMode,
@@ -252,6 +253,7 @@ export const libc: AbiLibrary = {
   tables: [
     { name: "dlSymbols", symbols: dlSymbols },
     { name: "libcMemory", symbols: libcMemory },
+    { name: "libcEnvironment", symbols: libcEnvironment },
     { name: "libcMapping", symbols: libcMapping },
   ],
   constants: [...constantsOf("dlFlags", dlFlags, same(dlFlags)), ...constantsOf("mappingConstants", mappingConstants, same(mappingConstants))],

@@ -6,10 +6,11 @@ import {
   type NativeSymbols,
   type Pointer,
   capabilities,
-  defineSymbols,
+  environmentValue,
   loadLibrary,
   openLibrary,
   Out,
+  setEnvironment,
 } from "../ffi/index.ts";
 import { cudart12Symbols, cudart13Symbols, cudartSpec, cudartSymbols } from "./cudart-library.ts";
 import { CudaError, CudaStateError, CudaStatus, type ErrorDescriber } from "./errors.ts";
@@ -64,11 +65,6 @@ export function loadCudart(path?: string): CudartApi {
     advise,
   };
 }
-
-const libcEnvironment = defineSymbols({
-  // int setenv(const char *name, const char *value, int overwrite);
-  setenv: { parameters: ["cstring", "cstring", "i32"], result: "i32" },
-});
 
 export class CudaRuntime implements ErrorDescriber {
   #current = -1;
@@ -185,12 +181,11 @@ export class CudaRuntime implements ErrorDescriber {
    * library of the process. Too late once CUDA is initialized, so that throws.
    */
   enableLaunchBlocking(): void {
-    const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
-    if (env?.CUDA_LAUNCH_BLOCKING === "1") return;
+    if (environmentValue("CUDA_LAUNCH_BLOCKING") === "1") return;
     if (this.#initialized) {
       throw new CudaStateError("launchBlocking must be set on the first CudaContext of the process (CUDA reads CUDA_LAUNCH_BLOCKING when it initializes); set CUDA_LAUNCH_BLOCKING=1 in the environment instead");
     }
-    openLibrary("libc", "libc.so.6", libcEnvironment).symbols.setenv("CUDA_LAUNCH_BLOCKING", "1", 1);
+    setEnvironment("CUDA_LAUNCH_BLOCKING", "1");
   }
 }
 

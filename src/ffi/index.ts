@@ -6,6 +6,7 @@ export * from "./types.ts";
 export * from "./errors.ts";
 export { NativeResource, setLeakReporter, leakStatistics, type LeakReporter } from "./resource.ts";
 export { NativeLibrary, LibraryLoadError, openLibrary, loadLibrary } from "./library.ts";
+export { environmentValue, libcEnvironment, setEnvironment } from "./environment.ts";
 export { libraryPathOf } from "./dl.ts";
 export { type LibrarySpec, type LocateOptions, type SearchDir, type Environment, type Candidate, candidatePaths, versionedDirs, nodeModulesDirs } from "./locator.ts";
 export { nativeView, copyFromNative, copyToNative, readCString, readStruct, writeStructAt, Out, HostMemory } from "./memory.ts";

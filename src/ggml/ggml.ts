@@ -1,6 +1,6 @@
 // Ggml: libggml-base and libggml opened for building and running graphs, with the backends of
 // their directory registered, and the devices those backends offer.
-import { type LibrarySpec, type NativeLibrary, type Pointer, libraryPathOf, loadLibrary, openLibrary } from "../ffi/index.ts";
+import { type LibrarySpec, type NativeLibrary, type Pointer, libraryPathOf, loadLibrary, openLibrary, setEnvironment } from "../ffi/index.ts";
 import { ggmlBaseSonames, ggmlBaseSymbols, ggmlCpuSymbols, ggmlSonames, ggmlSymbols } from "./bindings.ts";
 import { GgmlBackend } from "./backend.ts";
 import { GgmlError } from "./errors.ts";
@@ -26,6 +26,17 @@ export interface GgmlDeviceInfo {
   readonly type: (typeof deviceTypeNames)[number] | "unknown";
   /** @internal ggml_backend_dev_t */
   readonly handle: Pointer;
+}
+
+/**
+ * Turns ggml's CUDA graphs off for the rest of the process, unless GGML_CUDA_DISABLE_GRAPHS is
+ * already in the environment. ggml reads the variable once, at the first graph a CUDA backend
+ * runs: after that this changes nothing. For training graphs: with CUDA graphs on, one step in
+ * three or four took 2.2× as long on the H200 (re-captured; 14,600 tokens/s against 18,200 off,
+ * bench/results/train-h200.md), while token generation gains from them.
+ */
+export function disableCudaGraphs(): void {
+  setEnvironment("GGML_CUDA_DISABLE_GRAPHS", "1", { overwrite: false });
 }
 
 /** Loads a library that must sit next to libllama (`dir`: libllama's directory, if it was found in one). */

@@ -14,7 +14,7 @@ export {
   rpcSymbols,
   rpcSonames,
 } from "./bindings.ts";
-export { Ggml, type GgmlDeviceInfo, type GgmlDeviceName, siblingLibrary } from "./ggml.ts";
+export { Ggml, type GgmlDeviceInfo, type GgmlDeviceName, disableCudaGraphs, siblingLibrary } from "./ggml.ts";
 export { GgmlBackend, BackendBuffer, Scheduler, type SchedulerOptions } from "./backend.ts";
 export { GgmlContext, ComputeGraph, type GgmlContextOptions, type RopeOptions } from "./context.ts";
 export { Tensor, TensorType, type Shape, shapeText } from "./tensor.ts";

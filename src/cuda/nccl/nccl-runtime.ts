@@ -1,7 +1,7 @@
 // The loaded libnccl: its bindings, version, unique ids, error texts and group calls. NCCL's
 // environment is fixed before the library is loaded: NCCL_NVLS_ENABLE=0 keeps NVLink multicast
 // (NVLS) off, which the shared multi-GPU machines require; gpuffi never calls multicast APIs.
-import { type NativeSymbols, type Pointer, defineSymbols, loadLibrary, openLibrary, Out } from "../../ffi/index.ts";
+import { type NativeSymbols, type Pointer, loadLibrary, Out, setEnvironment } from "../../ffi/index.ts";
 import { ncclSpec, ncclSymbols, ncclUniqueIdBytes } from "./nccl-library.ts";
 import { NcclError, NcclResult } from "./nccl-errors.ts";
 import { type NcclVersion, decodeNcclVersion } from "./nccl-types.ts";
@@ -15,20 +15,13 @@ export interface NcclApi {
   readonly symbols: NcclSymbols;
 }
 
-const libcEnvironment = defineSymbols({
-  // int setenv(const char *name, const char *value, int overwrite);
-  setenv: { parameters: ["cstring", "cstring", "i32"], result: "i32" },
-});
-
 /**
  * Sets NCCL_NVLS_ENABLE=0 in the C environment (which NCCL reads, once) and in process.env (which
  * child processes inherit on every runtime). Overwrites: multicast must stay off even when the
  * caller's environment asks for it.
  */
 export function disableNvlinkMulticast(): void {
-  openLibrary("libc", "libc.so.6", libcEnvironment).symbols.setenv("NCCL_NVLS_ENABLE", "0", 1);
-  const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
-  if (env) env.NCCL_NVLS_ENABLE = "0";
+  setEnvironment("NCCL_NVLS_ENABLE", "0");
 }
 
 /** Loads libnccl with the locator, after disabling NVLink multicast. */
