@@ -56,9 +56,14 @@ const trainer = await LoraTrainer.create({
   shuffle: false,
 });
 const reports = [];
+// The process's CPU time beside each step's wall time: a slow step that burns CPU is host work
+// (ggml's CPU threads, the runtime), one that does not is waiting on the GPU.
+let cpu = process.cpuUsage();
 for await (const r of trainer.run()) {
   reports.push(r);
-  console.log(`step ${r.step}: loss ${r.loss.toFixed(4)} ${r.tokensPerSecond.toFixed(0)} tokens/s (${r.stepMs.toFixed(1)} ms)`);
+  const used = process.cpuUsage(cpu);
+  cpu = process.cpuUsage();
+  console.log(`step ${r.step}: loss ${r.loss.toFixed(4)} ${r.tokensPerSecond.toFixed(0)} tokens/s (${r.stepMs.toFixed(1)} ms; CPU ${((used.user + used.system) / 1000).toFixed(1)} ms)`);
 }
 const timed = reports.slice(warmup);
 const ms = timed.map((r) => r.stepMs).sort((a, b) => a - b);

@@ -127,8 +127,15 @@ if want train && [ -x "$llama_dir/llama-bench" ]; then
   # The PyTorch + PEFT anchor runs after the build, alone on the machine as the trainer then does.
   PYTHONUNBUFFERED=1 python3 bench/train_peft.py --modes ${GPUFFI_PEFT_MODES:-bf16,tf32,fp32} --steps 10 --out "$out/train-peft-$label.jsonl" > "$out/train-peft-$label.log" 2>&1
   GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" test/run.ts ${GPUFFI_TRAIN_TESTS:-train/} > "$out/train-tests-$label.log" 2>&1; grep -E "✗|#summary" "$out/train-tests-$label.log"
-  GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" bench/train.bench.ts "$models/tinyllama-shape-f16.gguf" "$out" --device cuda:0 --peft "$out/train-peft-$label.jsonl" --label "$label" > "$out/train-bench-$label.txt" 2>&1
+  GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" bench/train.bench.ts "$models/tinyllama-shape-f16.gguf" "$out" --device cuda:0 --steps "${GPUFFI_TRAIN_STEPS:-10}" \
+    --peft "$out/train-peft-$label.jsonl" --label "$label" > "$out/train-bench-$label.txt" 2>&1
   tail -8 "$out/train-bench-$label.txt"
+  # GPUFFI_TRAIN_NO_GRAPHS=1: once more with ggml's CUDA graphs off, to tell their effect.
+  if [ -n "${GPUFFI_TRAIN_NO_GRAPHS:-}" ]; then
+    GGML_CUDA_DISABLE_GRAPHS=1 GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" bench/train.bench.ts "$models/tinyllama-shape-f16.gguf" "$out" --device cuda:0 --steps "${GPUFFI_TRAIN_STEPS:-10}" \
+      --peft "$out/train-peft-$label.jsonl" --label "no-cuda-graphs-$label" > "$out/train-bench-no-graphs-$label.txt" 2>&1
+    tail -8 "$out/train-bench-no-graphs-$label.txt"
+  fi
 fi
 if want train-cpu && [ -f .device/cpu-libs.tar.xz ]; then
   mkdir -p /tmp/gpuffi-cpu-libs "$models" && tar xJf .device/cpu-libs.tar.xz -C /tmp/gpuffi-cpu-libs
