@@ -3,7 +3,7 @@
 # runs the whole test suite and the benchmarks on every runtime that was carried, and leaves
 # logs and figures in $OUT (the device tool brings them back).
 #   device run, carry [".device"]:  scripts/gpu-run.sh [stage ...]
-# Stages (default: all but train, train-cpu and abi): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench llama train train-cpu abi
+# Stages (default: all but train, train-cpu, abi and notebook): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench llama train train-cpu abi notebook
 # `abi` runs the ABI check (scripts/check-abi.ts) against this machine's CUDA, cuBLAS, NCCL, NVML
 # and NVRTC headers; carry .cache/llama-headers-* for llama.cpp's (the machine has no network).
 # `train-cpu` compares CPU training with PyTorch+PEFT on the machine's cores, on node-llama-cpp's
@@ -12,6 +12,8 @@
 # `llama` builds llama.cpp for CUDA from .device/llama-src.tar.xz (packed with --llama), runs the
 # llama tests against that build and the llama.cpp benchmark against native llama-bench (and
 # node-llama-cpp on the same build when .device/node-llama-cpp.tar.xz was packed).
+# `notebook` runs docs/notebooks/gpu.ipynb on Deno (packed: deno --llama) against that CUDA build
+# and leaves it with its outputs as notebook-gpu-<label>.ipynb: copy it over the committed one.
 # Every file it leaves in $OUT is named after the machine it ran on: a label such as h200, from
 # the first GPU's name (nvidia-smi), or "gpu" when there is none to ask.
 set -uo pipefail
@@ -68,9 +70,11 @@ cat "$out/device-$label.txt"
 # the benchmark model (TinyLlama's shape, random F16 weights) and two adapters are made meanwhile too.
 llama_dir=/tmp/gpuffi-llama
 models=/tmp/gpuffi-models
-if { want llama || want train; } && [ -f .device/llama-src.tar.xz ]; then
+if { want llama || want train || want notebook; } && [ -f .device/llama-src.tar.xz ]; then
   scripts/build-llama.sh --cuda --rpc --arch 90a --src .device/llama-src.tar.xz --out "$llama_dir" --jobs "$(nproc)" > "$out/llama-build-$label.log" 2>&1 &
   llama_build=$!
+fi
+if { want llama || want train; } && [ -n "${llama_build:-}" ]; then
   mkdir -p "$models"
   ( run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-model "$models/tinyllama-shape-f16.gguf" --embd 2048 --layers 22 --heads 32 --kv-heads 4 --ff 5632 --ctx 2048 --type f16 --vocab 32000 &&
     run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-lora "$models/tinyllama-shape-f16.gguf" "$models/lora-a.gguf" --rank 16 --alpha 32 --seed 1 &&
@@ -102,7 +106,7 @@ if want gemm-bench; then
 fi
 if [ -n "${llama_build:-}" ]; then
   wait "$llama_build"; echo "llama.cpp build exit $? ($(grep -c '\.so' "$out/llama-build-$label.log") lines naming libraries)"
-  wait "$llama_models"; echo "benchmark models exit $?"
+  if [ -n "${llama_models:-}" ]; then wait "$llama_models"; echo "benchmark models exit $?"; fi
 fi
 
 if want ffi-bench; then
@@ -163,5 +167,13 @@ if want llama && [ -x "$llama_dir/llama-bench" ]; then
   GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" bench/llama.bench.ts "$llama_dir/llama-bench" "$models/tinyllama-shape-f16.gguf" "$out" \
     --lora-a "$models/lora-a.gguf" --lora-b "$models/lora-b.gguf" "${nlc[@]}" --label "$label" > "$out/llama-bench-$label.txt" 2>&1
   tail -15 "$out/llama-bench-$label.txt"
+fi
+if want notebook; then
+  if [ -x "$rt/deno" ] && [ -x "$llama_dir/llama-bench" ]; then
+    GPUFFI_LLAMA_DIR=$llama_dir "$rt/deno" run -A scripts/run-notebook.ts docs/notebooks/gpu.ipynb --out "$out/notebook-gpu-$label.ipynb" > "$out/notebook-gpu-$label.log" 2>&1
+    echo "gpu.ipynb exit $?"; tail -3 "$out/notebook-gpu-$label.log"
+  else
+    echo "notebook: needs Deno and the llama.cpp source packed (scripts/pack-device.sh deno --llama)"
+  fi
 fi
 ls -la "$out"
