@@ -3,11 +3,15 @@
 # runs the whole test suite and the benchmarks on every runtime that was carried, and leaves
 # logs and figures in $OUT (the device tool brings them back).
 #   device run, carry [".device"]:  scripts/gpu-run.sh [stage ...]
-# Stages (default: all but train, train-cpu, abi and notebook): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench llama train train-cpu abi notebook
+# Stages (default: all but train, train-cpu, train-multi, abi and notebook): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench llama train train-cpu train-multi abi notebook
 # `abi` runs the ABI check (scripts/check-abi.ts) against this machine's CUDA, cuBLAS, NCCL, NVML
 # and NVRTC headers; carry .cache/llama-headers-* for llama.cpp's (the machine has no network).
 # `train-cpu` compares CPU training with PyTorch+PEFT on the machine's cores, on node-llama-cpp's
 # prebuilt CPU libraries (packed with --cpu-libs): no llama.cpp build.
+# `train-multi` (a machine with several GPUs) trains data-parallel, one process per GPU over NCCL,
+# on the TinyLlama-shaped model: throughput for N = 1, 2, 4, 8 and every GPU of the machine at
+# 4 sequences per GPU, and 20 steps of one global batch (8) on N GPUs against 1 GPU (1e-4
+# relative); the data-parallel GPU tests run first. It needs the CUDA llama.cpp build (--llama).
 # (GPUFFI_TEST_FILTER="pool cublas" limits the tests stage to those files)
 # `llama` builds llama.cpp for CUDA from .device/llama-src.tar.xz (packed with --llama), runs the
 # llama tests against that build and the llama.cpp benchmark against native llama-bench (and
@@ -70,7 +74,9 @@ cat "$out/device-$label.txt"
 # the benchmark model (TinyLlama's shape, random F16 weights) and two adapters are made meanwhile too.
 llama_dir=/tmp/gpuffi-llama
 models=/tmp/gpuffi-models
-if { want llama || want train || want notebook; } && [ -f .device/llama-src.tar.xz ]; then
+# NVLink multicast stays off in everything started here (NCCL reads it; gpuffi also sets it).
+export NCCL_NVLS_ENABLE=0
+if { want llama || want train || want train-multi || want notebook; } && [ -f .device/llama-src.tar.xz ]; then
   scripts/build-llama.sh --cuda --rpc --arch 90a --src .device/llama-src.tar.xz --out "$llama_dir" --jobs "$(nproc)" > "$out/llama-build-$label.log" 2>&1 &
   llama_build=$!
 fi
@@ -155,6 +161,26 @@ if want train-cpu && [ -f .device/cpu-libs.tar.xz ]; then
 fi
 if want abi; then
   runner scripts/check-abi.ts > "$out/abi-$label.txt" 2>&1; tail -12 "$out/abi-$label.txt"
+fi
+if want train-multi && [ -x "$llama_dir/llama-bench" ]; then
+  gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+  records=/tmp/gpuffi-train-multi.jsonl
+  log="$out/train-multi-$label.log"
+  rm -f "$records"
+  GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" test/run.ts data-parallel > "$log" 2>&1; grep -E "✗|#summary" "$log"
+  for n in $(printf '%s\n' 1 2 4 8 "$gpus" | sort -nu); do
+    [ "$n" -le "$gpus" ] || continue
+    echo "== $n GPU(s): throughput, 4 sequences per GPU" >> "$log"
+    GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" bench/train.bench.ts "$models/tinyllama-shape-f16.gguf" /tmp --gpus "$n" --batch $((4 * n)) \
+      --steps 10 --warmup 2 --tag scaling --jsonl "$records" >> "$log" 2>&1 || echo "throughput on $n GPU(s) failed (exit $?)"
+    if [ $((8 % n)) -eq 0 ]; then
+      echo "== $n GPU(s): 20 steps of global batch 8" >> "$log"
+      GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" bench/train.bench.ts "$models/tinyllama-shape-f16.gguf" /tmp --gpus "$n" --batch 8 \
+        --steps 20 --warmup 0 --tag equality --jsonl "$records" >> "$log" 2>&1 || echo "equality run on $n GPU(s) failed (exit $?)"
+    fi
+  done
+  run_ts "${runtimes[0]}" bench/train-multi.ts "$records" "$out/train-multi-$label.md"; echo "loss equality exit $?"
+  cp "$records" "$out/train-multi-$label.jsonl"
 fi
 if want llama && [ -x "$llama_dir/llama-bench" ]; then
   for name in "${runtimes[@]}"; do

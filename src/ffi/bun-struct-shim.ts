@@ -7,8 +7,8 @@
 // clear of a Bun JIT defect seen here: after warm-up, int32 arguments to a TinyCC-compiled
 // function sometimes arrived as garbage.
 import { FFIType, cc, ptr } from "bun:ffi";
-import { createHash } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -178,16 +178,38 @@ export function compileStructShim(entries: readonly (readonly [string, FunctionD
   }
   const source = `#include "struct_shim.h"\n\n${typedefs.lines.join("\n\n")}\n\n${wrappers.join("\n\n")}\n`;
 
-  // TinyCC compiles from a file: write the generated source once per distinct content.
+  // TinyCC compiles from a file named after the generated source's hash. Processes started
+  // together (the ranks of a data-parallel run) write the same file at once: each writes its own
+  // temporary file and renames it into place, so that no compile reads another's half-written one.
   const dir = join(tmpdir(), "gpuffi-shims");
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `shim-${createHash("sha256").update(source).digest("hex").slice(0, 16)}.c`);
-  writeFileSync(file, source);
+  const partial = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  writeFileSync(partial, source);
+  renameSync(partial, file);
 
   const signature = { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.void };
-  const compiled = cc({ source: file, include: [csrcDir], symbols: Object.fromEntries(supported.map(([name]) => [`gpuffi_shim_${name}`, signature])) });
+  const compiled = compileRetrying(() => cc({ source: file, include: [csrcDir], symbols: Object.fromEntries(supported.map(([name]) => [`gpuffi_shim_${name}`, signature])) }));
   for (const [name, d, argsType] of supported) {
     symbols[name] = bindWrapper(name, d, argsType, addresses.get(name)!, compiled.symbols[`gpuffi_shim_${name}`] as never) as never;
   }
   return { symbols, close: () => compiled.close(), source };
+}
+
+/**
+ * Bun's cc() rewrites TinyCC's own headers (stdbool.h, stddef.h, …) in /tmp/bun-cc-<uid>/ on
+ * every call, in place: a Bun process compiling while another rewrites them reads a half-written
+ * header ("';' expected (got 'bool')", "string.h:44: error: invalid type"; seen with 4 to 12 Bun
+ * processes started at once, as a data-parallel run starts its ranks). The rewrite takes
+ * microseconds, so a failed compile is tried again after a short random pause.
+ */
+function compileRetrying<T>(compile: () => T): T {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return compile();
+    } catch (error) {
+      if (attempt >= 8 || !/errors? while compiling/.test(String((error as Error)?.message ?? error))) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5 + Math.random() * 45);
+    }
+  }
 }

@@ -1,6 +1,6 @@
 // gpuffi's FFI layer: describe a C library once, load it on Bun, Deno or Node.
 import { backend } from "./backend.ts";
-import { type RuntimeName, runtimeName, runtimeVersion } from "./runtime.ts";
+import { type RuntimeName, runtimeName, runtimeVersion, scriptCommand } from "./runtime.ts";
 
 export * from "./types.ts";
 export * from "./errors.ts";
@@ -13,7 +13,7 @@ export { nativeView, copyFromNative, copyToNative, readCString, readStruct, writ
 export { MappedFile, pageSize } from "./mapped-file.ts";
 export { encodeStruct, decodeStruct, writeStruct } from "./struct-codec.ts";
 export { NativeCallback, createCallback, type CallbackOptions } from "./callback.ts";
-export { runtimeName, runtimeVersion, type RuntimeName };
+export { runtimeName, runtimeVersion, scriptCommand, type RuntimeName };
 
 /** What the runtime's FFI can do; code above src/ffi/ asks this instead of the runtime's name. */
 export interface FfiCapabilities {

@@ -35,3 +35,6 @@ export { LoraTrainer, type TrainerOptions, type StepReport } from "./train/train
 export { type TrainingOptions, type Schedule, learningRate } from "./train/options.ts";
 export { ArchitectureError, type LlamaShape, type Target, allTargets, llamaShape } from "./train/architecture.ts";
 export { type GradientReducer, NcclGradientReducer, shardOf } from "./train/data-parallel.ts";
+export { TcpGradientReducer, type TcpReducerOptions } from "./train/tcp-reducer.ts";
+export { type DataParallelOptions, type DataParallelResult, DataParallelRun, type DataParallelStepReport, type RankStepReport, trainDataParallel } from "./train/launcher.ts";
+export { type RankExit, RankFailedError } from "./train/errors.ts";

@@ -10,6 +10,8 @@ import { TrainingError } from "./errors.ts";
 export interface GradientReducer {
   readonly rank: number;
   readonly ranks: number;
+  /** The range is read and written from the CPU (TcpGradientReducer): only a CPU trainer's gradients can be summed. */
+  readonly hostMemory?: boolean;
   /** In place: every rank's [ptr, ptr + byteLength) becomes the element-wise sum over the ranks. */
   sum(ptr: Pointer, byteLength: number): Promise<void>;
 }

@@ -49,3 +49,38 @@ export class TrainingDataError extends TrainingError {
     super("ERR_TRAIN_DATA", source === undefined ? detail : `${source}: ${detail}`, options);
   }
 }
+
+/** How one rank process of a data-parallel run ended. */
+export interface RankExit {
+  readonly rank: number;
+  /** The exit code, or null when a signal ended it. */
+  readonly exitCode: number | null;
+  /** The signal that ended it ("SIGKILL"), or null. */
+  readonly signal: string | null;
+  /** The error the rank reported before it exited, when it could. */
+  readonly error?: { readonly name: string; readonly code?: string; readonly message: string };
+  /** Its last lines of output (stdout and stderr). */
+  readonly output: readonly string[];
+  /** The launcher signalled it to end, because another rank had failed. */
+  readonly endedByLauncher: boolean;
+}
+
+/**
+ * A rank process of a data-parallel run failed (crashed, was killed, reported an error or exited
+ * early); the launcher then ended the others. `rank` names the rank that failed first on its own,
+ * not one that only lost its peers or was ended by the launcher.
+ */
+export class RankFailedError extends TrainingError {
+  override name = "RankFailedError";
+  constructor(
+    readonly rank: number,
+    readonly ranks: number,
+    /** How the failed rank ended. */
+    readonly exit: RankExit,
+    /** How every rank ended, by rank (undefined for a rank that was never started). */
+    readonly exits: readonly (RankExit | undefined)[],
+    message: string,
+  ) {
+    super("ERR_TRAIN_RANK_FAILED", message);
+  }
+}

@@ -54,8 +54,11 @@ export class LoraParameters implements Disposable {
     readonly parameters: readonly Parameter[],
     private readonly contexts: GgmlContext[],
     private readonly buffers: { values: BackendBuffer; moments: BackendBuffer; grads: BackendBuffer },
-    /** One F32 beside the accumulators, so that a step's loss is all-reduced with its gradients. */
-    readonly lossSlot: Tensor,
+    /**
+     * Two F32 beside the accumulators, all-reduced with them: a rank's share of the step's loss,
+     * and its vote (0 or 1) to stop after this step, so that every rank stops at the same step.
+     */
+    readonly stepSlot: Tensor,
   ) {
     this.byWeight = new Map(pairs.map((p) => [p.weight, p]));
   }
@@ -85,7 +88,7 @@ export class LoraParameters implements Disposable {
         }
       }
     }
-    const lossSlot = grads.tensor(TensorType.F32, [1], "loss sum");
+    const stepSlot = grads.tensor(TensorType.F32, [2], "loss sum and stop votes");
     const allocated: BackendBuffer[] = [];
     try {
       for (const ctx of [values, moments, grads]) allocated.push(BackendBuffer.allocate(ctx, backend));
@@ -97,7 +100,7 @@ export class LoraParameters implements Disposable {
     const [valuesBuffer, momentsBuffer, gradsBuffer] = allocated as [BackendBuffer, BackendBuffer, BackendBuffer];
     momentsBuffer.clear();
     gradsBuffer.clear();
-    return new LoraParameters(rank, alpha, targets, pairs, parameters, [values, moments, grads], { values: valuesBuffer, moments: momentsBuffer, grads: gradsBuffer }, lossSlot);
+    return new LoraParameters(rank, alpha, targets, pairs, parameters, [values, moments, grads], { values: valuesBuffer, moments: momentsBuffer, grads: gradsBuffer }, stepSlot);
   }
 
   /** PEFT's initialization: A Kaiming-uniform (a = √5, so U(−1/√n_in, 1/√n_in)), B zero. */
@@ -164,7 +167,7 @@ export class LoraParameters implements Disposable {
     this.buffers.moments.clear();
   }
 
-  /** @internal The accumulators' memory (and the loss slot): one contiguous range, all-reduced at once across ranks. */
+  /** @internal The accumulators' memory (and the step slot): one contiguous range, all-reduced at once across ranks. */
   get gradientBuffer(): BackendBuffer {
     return this.buffers.grads;
   }

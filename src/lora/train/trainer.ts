@@ -48,7 +48,8 @@ export interface TrainerOptions extends TrainingOptions {
   readonly cudaGraphs?: boolean;
   /**
    * Data parallelism: this process is one rank; it trains its slice of every global batch and
-   * sums gradients with the other ranks before each step (NcclGradientReducer across GPUs).
+   * sums gradients with the other ranks before each step (NcclGradientReducer across GPUs,
+   * TcpGradientReducer across CPU processes; trainDataParallel starts and connects the ranks).
    * `batch` stays the global batch; it must divide into ranks × gradAccum.
    */
   readonly reducer?: GradientReducer;
@@ -64,10 +65,16 @@ export interface StepReport {
   readonly lr: number;
   /** The gradient's global norm before clipping. */
   readonly gradNorm: number;
-  /** Counted positions trained this step. */
+  /** Counted positions trained this step (the whole global batch, over every rank). */
   readonly tokens: number;
+  /** `tokens` over this step's time. */
   readonly tokensPerSecond: number;
   readonly stepMs: number;
+  /** Counted positions of this rank's slice of the batch (`tokens` without a reducer). */
+  readonly rankTokens: number;
+  readonly rankTokensPerSecond: number;
+  /** Milliseconds in the reducer's sum (waiting for slower ranks included); 0 without a reducer. */
+  readonly allReduceMs: number;
 }
 
 /** The options a resumed run must share with the checkpoint it resumes. */
@@ -80,6 +87,8 @@ function jsonOptions(o: ResolvedOptions): Record<string, unknown> {
 export class LoraTrainer implements Disposable {
   #step = 0;
   #disposed = false;
+  /** A rank asked to stop: every rank saw it in the same step's sum and stops after that step. */
+  #stopAgreed = false;
 
   private constructor(
     readonly options: ResolvedOptions,
@@ -133,6 +142,7 @@ export class LoraTrainer implements Disposable {
       disposers.push(() => lora.dispose());
       if (init === undefined) lora.initialize(resolved.seed);
       else lora.load(init);
+      if (options.reducer?.hostMemory && !backend.isCpu) throw new TrainingError("ERR_TRAIN_ARGUMENT", `the reducer sums gradients in host memory, but the trainer runs on ${options.device}: use NcclGradientReducer across GPUs`);
       const ranks = options.reducer?.ranks ?? 1;
       if (resolved.batch % (ranks * resolved.gradAccum) !== 0) {
         throw new TrainingError("ERR_TRAIN_ARGUMENT", `batch ${resolved.batch} does not split into ${ranks} rank${ranks === 1 ? "" : "s"} × ${resolved.gradAccum} micro-batches`);
@@ -190,8 +200,12 @@ export class LoraTrainer implements Disposable {
     if (this.#disposed) throw new TrainingError("ERR_TRAIN_DISPOSED", "the trainer was disposed");
   }
 
-  /** Runs one optimizer step on the next batch. */
-  async trainStep(): Promise<StepReport> {
+  /**
+   * Runs one optimizer step on the next batch. With a reducer, an aborted `signal` is this rank's
+   * vote to stop: the votes are summed with the gradients, and when any rank voted, {@link run}
+   * ends after this step on every rank alike.
+   */
+  async trainStep(options: { signal?: AbortSignal } = {}): Promise<StepReport> {
     this.#assertLive();
     const o = this.options;
     const started = performance.now();
@@ -204,29 +218,50 @@ export class LoraTrainer implements Disposable {
     const micro = shard.length / o.gradAccum;
     let loss = 0;
     for (let i = 0; i < shard.length; i += micro) loss += await this.train.run(shard.slice(i, i + micro), counted);
+    let allReduceMs = 0;
     if (this.reducer !== undefined) {
-      // One collective carries the gradients and this rank's share of the loss.
-      this.lora.lossSlot.write(new Float32Array([loss]));
+      // One collective carries the gradients, this rank's share of the loss and its stop vote.
+      this.lora.stepSlot.write(new Float32Array([loss, options.signal?.aborted ? 1 : 0]));
       const buffer = this.lora.gradientBuffer;
+      const reducing = performance.now();
       await this.reducer.sum(buffer.base, buffer.byteLength);
-      loss = this.lora.lossSlot.read(new Float32Array(1))[0]!;
+      allReduceMs = performance.now() - reducing;
+      const [sum, votes] = this.lora.stepSlot.read(new Float32Array(2));
+      loss = sum!;
+      if (votes! > 0) this.#stopAgreed = true;
     }
     const step = this.#step + 1;
     const lr = learningRate(o, step, this.totalSteps);
     const gradNorm = await this.optimizer.run({ lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, step });
     this.#step = step;
     const stepMs = performance.now() - started;
-    return { step, totalSteps: this.totalSteps, epoch, loss, lr, gradNorm, tokens: counted, tokensPerSecond: (counted * 1000) / stepMs, stepMs };
+    const rankTokens = this.reducer === undefined ? counted : countOf(shard);
+    return {
+      step,
+      totalSteps: this.totalSteps,
+      epoch,
+      loss,
+      lr,
+      gradNorm,
+      tokens: counted,
+      tokensPerSecond: (counted * 1000) / stepMs,
+      stepMs,
+      rankTokens,
+      rankTokensPerSecond: (rankTokens * 1000) / stepMs,
+      allReduceMs,
+    };
   }
 
   /**
    * Trains until `totalSteps`, yielding a report after every step. An aborted `signal` stops the
-   * run at the next step boundary (the adapter then holds every completed step).
+   * run at the next step boundary (the adapter then holds every completed step). With a reducer
+   * the ranks must stop together: the abort is this rank's vote in the next step's sum, and every
+   * rank ends after that step.
    */
   async *run(options: { signal?: AbortSignal } = {}): AsyncGenerator<StepReport> {
-    while (this.#step < this.totalSteps) {
-      if (options.signal?.aborted) return;
-      yield await this.trainStep();
+    while (this.#step < this.totalSteps && !this.#stopAgreed) {
+      if (this.reducer === undefined && options.signal?.aborted) return;
+      yield await this.trainStep(options);
       // Hands the event loop a turn between steps (on Bun a step's computation runs on the JS thread).
       await new Promise((resolve) => setTimeout(resolve, 0));
     }

@@ -1,7 +1,7 @@
 // Shared by the rendezvous tests: a port nothing listens on, and the command line that runs a
 // .ts file on the runtime running the tests (for rank processes).
 import { createServer } from "node:net";
-import { runtimeName } from "../../../src/ffi/index.ts";
+import { scriptCommand } from "../../../src/ffi/index.ts";
 
 /** A port that was free a moment ago on 127.0.0.1 (the OS picked it). */
 export function freePort(): Promise<number> {
@@ -15,9 +15,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** [executable, arguments] that run `script` with this runtime, as scripts/test.mjs starts the suite. */
+/** [executable, arguments] that run `script` with this runtime (src/ffi's scriptCommand). */
 export function runtimeCommand(script: string): [string, string[]] {
-  if (runtimeName === "deno") return [process.execPath, ["run", "--allow-all", script]];
-  if (runtimeName === "bun") return [process.execPath, [script]];
-  return [process.execPath, ["--import", "tsx", script]];
+  const { command, args } = scriptCommand(script);
+  return [command, args];
 }
