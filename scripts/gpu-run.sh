@@ -3,7 +3,7 @@
 # runs the whole test suite and the benchmarks on every runtime that was carried, and leaves
 # logs and figures in $OUT (the device tool brings them back).
 #   device run, carry [".device"]:  scripts/gpu-run.sh [stage ...]
-# Stages (default: all but train, train-cpu, train-multi, abi and notebook): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench llama train train-cpu train-multi abi notebook
+# Stages (default: all but train, train-cpu, train-multi, abi and notebook): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench kernels-bench llama train train-cpu train-multi abi notebook
 # `abi` runs the ABI check (scripts/check-abi.ts) against this machine's CUDA, cuBLAS, NCCL, NVML
 # and NVRTC headers; carry .cache/llama-headers-* for llama.cpp's (the machine has no network).
 # `train-cpu` compares CPU training with PyTorch+PEFT on the machine's cores, on node-llama-cpp's
@@ -127,6 +127,11 @@ for name in "${runtimes[@]}"; do
   # PyTorch (bench/torch_matmul.py) and the C anchor (bench/c/gemm_issue.cu) run on the same GPU, started by the benchmark itself.
   if want gemm-bench && [ -f bench/gemm.bench.ts ]; then
     run_ts "$name" bench/gemm.bench.ts "$out" .cache/bench/gemm_issue > "$out/gemm-bench-$label-$name.txt" 2>&1; tail -34 "$out/gemm-bench-$label-$name.txt"
+  fi
+  # NVRTC kernels: launch cost against C's cuLaunchKernel and PyTorch, bandwidth against C (bench/kernels.bench.ts).
+  if want kernels-bench; then
+    [ -f .cache/bench/kernel_launch ] || nvcc -O2 -o .cache/bench/kernel_launch bench/c/kernel_launch.cu -lcuda
+    run_ts "$name" bench/kernels.bench.ts "$out" .cache/bench/kernel_launch > "$out/kernels-bench-$label-$name.txt" 2>&1; tail -12 "$out/kernels-bench-$label-$name.txt"
   fi
   if want upload-bench && [ -f bench/upload.bench.ts ]; then
     run_ts "$name" bench/upload.bench.ts "$out" > "$out/upload-bench-$label-$name.txt" 2>&1; tail -25 "$out/upload-bench-$label-$name.txt"
