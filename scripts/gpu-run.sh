@@ -142,6 +142,8 @@ if want train && [ -x "$llama_dir/llama-bench" ]; then
   # The PyTorch + PEFT anchor runs after the build, alone on the machine as the trainer then does.
   PYTHONUNBUFFERED=1 python3 bench/train_peft.py --modes ${GPUFFI_PEFT_MODES:-bf16,tf32,fp32} --steps 10 --out "$out/train-peft-$label.jsonl" > "$out/train-peft-$label.log" 2>&1
   GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" test/run.ts ${GPUFFI_TRAIN_TESTS:-train/} > "$out/train-tests-$label.log" 2>&1; grep -E "✗|#summary" "$out/train-tests-$label.log"
+  # The gradient check once more with cuBLAS in full F32 (no TF32): CUDA then held to 1e-3.
+  NVIDIA_TF32_OVERRIDE=0 GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" test/run.ts train/trainer > "$out/train-tests-f32-$label.log" 2>&1; grep -E "✗|gradients|#summary" "$out/train-tests-f32-$label.log"
   GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" bench/train.bench.ts "$models/tinyllama-shape-f16.gguf" "$out" --device cuda:0 --steps "${GPUFFI_TRAIN_STEPS:-10}" \
     --peft "$out/train-peft-$label.jsonl" --label "$label" > "$out/train-bench-$label.txt" 2>&1
   tail -8 "$out/train-bench-$label.txt"
