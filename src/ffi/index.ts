@@ -9,7 +9,7 @@ export { NativeLibrary, LibraryLoadError, openLibrary, loadLibrary } from "./lib
 export { environmentValue, libcEnvironment, setEnvironment } from "./environment.ts";
 export { libraryPathOf } from "./dl.ts";
 export { type LibrarySpec, type LocateOptions, type SearchDir, type Environment, type Candidate, candidatePaths, versionedDirs, nodeModulesDirs } from "./locator.ts";
-export { nativeView, copyFromNative, copyToNative, readCString, readStruct, writeStructAt, Out, HostMemory } from "./memory.ts";
+export { nativeView, copyFromNative, copyToNative, readCString, readStruct, writeStructAt, Out, NativeOut, type OutKind, type OutValue, HostMemory } from "./memory.ts";
 export { MappedFile, pageSize } from "./mapped-file.ts";
 export { encodeStruct, decodeStruct, writeStruct } from "./struct-codec.ts";
 export { NativeCallback, createCallback, type CallbackOptions } from "./callback.ts";

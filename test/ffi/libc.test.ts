@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { test } from "../harness.ts";
-import { FfiArgumentError, Out, defineStruct, defineSymbols, openLibrary } from "../../src/ffi/index.ts";
+import { DisposedError, FfiArgumentError, HostMemory, NativeOut, Out, type OutKind, defineStruct, defineSymbols, openLibrary } from "../../src/ffi/index.ts";
 
 const div_t = defineStruct("div_t", { quot: "i32", rem: "i32" });
 const lldiv_t = defineStruct("lldiv_t", { quot: "i64", rem: "i64" });
@@ -22,6 +22,10 @@ const libcSymbols = defineSymbols({
   getenv: { parameters: ["cstring"], result: "cstring" },
   // int snprintf(char *str, size_t size, const char *format, ...);  (fixed to one int argument)
   snprintf: { parameters: ["buffer", "usize", "cstring", "i32"], result: "i32" },
+  // void *memcpy(void *dest, const void *src, size_t n);  — from JS memory into C memory
+  memcpyToNative: { symbol: "memcpy", parameters: ["ptr", "buffer", "usize"], result: "ptr" },
+  // void *memchr(const void *s, int c, size_t n);
+  memchr: { parameters: ["ptr", "i32", "usize"], result: "ptr" },
   // int this_symbol_does_not_exist(void);
   this_symbol_does_not_exist: { parameters: [], result: "i32", optional: true },
 });
@@ -101,4 +105,36 @@ test("one C symbol under two keys with two signatures", () => {
   assert.ok(found > 0);
   assert.equal(aliased.symbols.memchrPointer(found, 3, 1), found);
   assert.equal(aliased.address("memchrBuffer"), aliased.address("memchrPointer"));
+});
+
+test("64-bit arguments given as numbers or bigints, the same one repeated or not (Deno converts numbers, remembering the last)", () => {
+  const { llabs } = libc.symbols;
+  for (const n of [-5, -5, 5n, -5, -7, -(2 ** 53) + 1, -7n, -7, 0, 0n, 0]) assert.equal(llabs(n), BigInt(Math.abs(Number(n))));
+  using memory = HostMemory.from(new Uint8Array([9, 8, 7, 6, 5]));
+  const { memchr } = libc.symbols;
+  for (const [byte, at] of [[7, 2], [7, 2], [5, 4], [9, 0], [1, -1]] as const) assert.equal(memchr(memory.ptr, byte, 5), at < 0 ? 0 : memory.ptr + at);
+  for (let offset = 0; offset < 4; offset++) assert.equal(memchr(memory.ptr + offset, 6, 5 - offset), memory.ptr + 3);
+});
+
+test("native out-parameters: C writes at .ptr, .value reads it as its kind; disposed, it throws", () => {
+  const cases: [OutKind, ArrayBufferView, number | bigint][] = [
+    ["i32", new Int32Array([-7]), -7],
+    ["u32", new Uint32Array([4_000_000_000]), 4_000_000_000],
+    ["i64", new BigInt64Array([-(2n ** 60n)]), -(2n ** 60n)],
+    ["u64", new BigUint64Array([2n ** 63n + 1n]), 2n ** 63n + 1n],
+    ["f32", new Float32Array([1.5]), 1.5],
+    ["f64", new Float64Array([Math.PI]), Math.PI],
+    ["bool", new Uint8Array([1]), 1],
+    ["pointer", new BigUint64Array([0x7fff_1234_5678n]), 0x7fff_1234_5678],
+    ["size", new BigUint64Array([2n ** 40n]), 2 ** 40],
+  ];
+  for (const [kind, bytes, expected] of cases) {
+    const out = NativeOut.alloc(kind);
+    assert.equal(out.value, kind === "i64" || kind === "u64" ? 0n : 0, kind);
+    libc.symbols.memcpyToNative(out.ptr, bytes, bytes.byteLength);
+    assert.equal(out.value, expected, kind);
+    out.dispose();
+    assert.throws(() => out.value, DisposedError);
+  }
+  assert.throws(() => NativeOut.alloc("i16" as OutKind), FfiArgumentError);
 });
