@@ -47,6 +47,9 @@ const cudartTable = {
   cudaSetDevice: { parameters: ["i32"], result: "i32" },
   // cudaError_t cudaGetDevice(int *device);
   cudaGetDevice: { parameters: ["buffer"], result: "i32" },
+  // The same call writing into C memory (a NativeOut): with only an address to pass it takes the
+  // runtimes' fast call paths, where a typed array does not (CudaRuntime.currentDevice).
+  cudaGetDeviceAt: { symbol: "cudaGetDevice", parameters: ["ptr"], result: "i32" },
   // cudaError_t cudaStreamCreateWithFlags(cudaStream_t *pStream, unsigned int flags);
   cudaStreamCreateWithFlags: { parameters: ["buffer", "u32"], result: "i32" },
   // cudaError_t cudaStreamDestroy(cudaStream_t stream);

@@ -25,6 +25,17 @@ test("bad context options throw CudaArgumentError before any C call", () => {
   assert.deepEqual(fake.calls, []);
 });
 
+test("currentDevice reads the device CUDA has current on this thread; a failed cudaGetDevice throws", () => {
+  const { fake, context } = setup({ devices: 2 });
+  using _context = context;
+  assert.equal(fake.runtime.currentDevice(), 0);
+  fake.runtime.setCurrent(1);
+  assert.equal(fake.runtime.currentDevice(), 1);
+  assert.equal(fake.runtime.currentDevice(), 1);
+  fake.failNext.set("cudaGetDeviceAt", 700);
+  assert.throws(() => fake.runtime.currentDevice(), (error: unknown) => error instanceof CudaError && error.call === "cudaGetDevice" && error.errorName === "cudaErrorIllegalAddress");
+});
+
 test("a device past the count is refused with the count in the message", () => {
   const fake = fakeCudart({ devices: 2 });
   assert.throws(() => CudaContext.create({ device: 2, runtime: fake.runtime }), /device 2 does not exist: this process sees 2 devices \(0–1\)/);

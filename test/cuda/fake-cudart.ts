@@ -258,6 +258,7 @@ export function fakeCudart(options: FakeCudartOptions = {}): FakeCudart {
     writeOut(pitchOut, pitch);
     return alloc(out, pitch * height);
   };
+  let currentDevice = 0;
   const bytesOf = (view: ArrayBufferView | null) => new Uint8Array(view!.buffer, view!.byteOffset, view!.byteLength);
   const implementation: Record<string, (...args: never[]) => unknown> = {
     cudaGetErrorName: (status: number) => errorNames[status] ?? `cudaError${status}`,
@@ -265,7 +266,9 @@ export function fakeCudart(options: FakeCudartOptions = {}): FakeCudart {
     cudaRuntimeGetVersion: (out: ArrayBufferView) => (writeInt(out, options.runtimeVersion ?? 13000), 0),
     cudaDriverGetVersion: (out: ArrayBufferView) => (writeInt(out, options.driverVersion ?? 13000), 0),
     cudaGetDeviceCount: (out: ArrayBufferView) => ((options.devices ?? 2) === 0 ? 100 : (writeInt(out, options.devices ?? 2), 0)),
-    cudaSetDevice: () => 0,
+    cudaSetDevice: (device: number) => ((currentDevice = device), 0),
+    // cudaGetDevice with the out-parameter as an address (CudaRuntime.currentDevice).
+    cudaGetDeviceAt: (out: Pointer) => (new Int32Array(nativeView(out, 4))[0] = currentDevice, 0),
     cudaDeviceSynchronize: () => deviceWide() || (runAll(), 0),
     cudaGetLastError: () => 0,
     // cudaDevAttrTexturePitchAlignment (51) and HostRegisterReadOnlySupported (113); every other attribute reads 0.
