@@ -30,6 +30,25 @@ interface ReleaseState {
   untrack: () => void;
 }
 
+/**
+ * The release of a tracked resource: at most once, on its device, never after a sticky error.
+ * Made outside the constructor, whose variables a closure would otherwise capture on every
+ * construction, pool hits included.
+ */
+function releaseOnce(state: ReleaseState, context: CudaContext, free: () => number): () => void {
+  // Not the context either: a leaked resource must not keep a leaked context alive.
+  const { runtime, device } = context;
+  return () => {
+    if (state.released) return;
+    state.released = true;
+    state.untrack();
+    // After a sticky error every call fails and the memory is gone with the context anyway.
+    if (runtime.stickyError(device)) return;
+    runtime.setCurrent(device);
+    state.status = free();
+  };
+}
+
 export abstract class ContextResource extends NativeResource {
   /** Undefined for pooled memory, whose release is the pool's bookkeeping alone (no CUDA call). */
   readonly #state: ReleaseState | undefined;
@@ -42,19 +61,10 @@ export abstract class ContextResource extends NativeResource {
    * @param call The C call `free` makes, for error messages.
    */
   protected constructor(readonly context: CudaContext, kind: string, order: ReleaseOrder, call: string, free: () => number) {
+    // Pooled memory (a pool hit) takes the short way: nothing to track, `free` is the pool's own.
     const owner = typeof order === "string" ? undefined : order;
     const state: ReleaseState | undefined = owner ? undefined : { released: false, status: 0, untrack: () => {} };
-    // Not the context either: a leaked resource must not keep a leaked context alive.
-    const { runtime, device } = context;
-    const release = state === undefined ? free : () => {
-      if (state.released) return;
-      state.released = true;
-      state.untrack();
-      // After a sticky error every call fails and the memory is gone with the context anyway.
-      if (runtime.stickyError(device)) return;
-      runtime.setCurrent(device);
-      state.status = free();
-    };
+    const release = state === undefined ? free : releaseOnce(state, context, free);
     super(kind, release);
     if (state && typeof order === "string") state.untrack = context.track(order, this, release);
     this.#state = state;

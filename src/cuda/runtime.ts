@@ -112,6 +112,8 @@ export class CudaRuntime implements ErrorDescriber {
 
   /** Throws CudaStateError if a sticky error broke `device` earlier. */
   assertDeviceUsable(device: number): void {
+    // Every context call asks: no map lookup while no device is broken.
+    if (this.#broken.size === 0) return;
     const error = this.#broken.get(device);
     if (error) {
       throw new CudaStateError(

@@ -56,20 +56,34 @@ const batchSize = 1024;
  * closure that must not capture the object itself (or the finalizer could never run), call
  * `assertLive()` before each use, and get `dispose()` / `Symbol.dispose` for free.
  */
-export abstract class NativeResource implements Disposable {
-  static #unregistered: NativeResource[] = [];
+// The batch is filled in place and emptied by registerBatch (an array grown anew for every batch
+// cost V8 a reallocation every few pushes); module variables, not static private fields, which
+// cost a brand check on every construction.
+const unregistered: (NativeResource | undefined)[] = new Array(batchSize).fill(undefined);
+let unregisteredCount = 0;
+// Set by the class below, which alone can read a resource's release and kind.
+let registerResource: (resource: NativeResource) => void;
 
-  /** Registers the batch of new resources that are still alive. */
-  static #registerBatch = (): void => {
-    const batch = NativeResource.#unregistered;
-    NativeResource.#unregistered = [];
-    for (const resource of batch) {
+/** Registers the batch of new resources that are still alive. */
+function registerBatch(): void {
+  const count = unregisteredCount;
+  unregisteredCount = 0;
+  for (let i = 0; i < count; i++) {
+    const resource = unregistered[i]!;
+    unregistered[i] = undefined;
+    registerResource(resource);
+  }
+}
+
+export abstract class NativeResource implements Disposable {
+  static {
+    registerResource = (resource) => {
       const release = resource.#release;
-      if (release === undefined) continue;
+      if (release === undefined) return;
       registry.register(resource, { kind: resource.#kind, release }, resource);
       resource.#registered = true;
-    }
-  };
+    };
+  }
 
   #release: (() => void) | undefined;
   readonly #kind: string;
@@ -84,10 +98,10 @@ export abstract class NativeResource implements Disposable {
     this.#kind = kind;
     this.#release = release;
     if (!collectLeaks) return;
-    const batch = NativeResource.#unregistered;
-    const size = batch.push(this);
-    if (size === 1) queueMicrotask(NativeResource.#registerBatch);
-    else if (size >= batchSize) NativeResource.#registerBatch();
+    const size = unregisteredCount++;
+    unregistered[size] = this;
+    if (size === 0) queueMicrotask(registerBatch);
+    else if (size + 1 >= batchSize) registerBatch();
   }
 
   /** What the resource is, for messages: `DeviceBuffer`, `CudaStream`… */

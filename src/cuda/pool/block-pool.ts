@@ -106,6 +106,9 @@ class FreeList<S> {
   readonly blocks: Block<S>[] = [];
   readonly #parked = new Map<number, Block<S>[]>();
   #parkedCount = 0;
+  // The size parked or taken last and its stack: a loop of one size finds it without a map lookup.
+  #lastUnits = -1;
+  #lastParked: Block<S>[] | undefined;
 
   /**
    * @param shared For a stream's list, the arena's list for every stream: its free neighbours are
@@ -162,16 +165,33 @@ class FreeList<S> {
     this.insert(b);
   }
 
+  #parkedOf(units: number, create: boolean): Block<S>[] | undefined {
+    if (units === this.#lastUnits) return this.#lastParked;
+    let same = this.#parked.get(units);
+    if (same === undefined && create) this.#parked.set(units, (same = []));
+    if (same !== undefined) {
+      this.#lastUnits = units;
+      this.#lastParked = same;
+    }
+    return same;
+  }
+
+  #clearParked(): void {
+    this.#parked.clear();
+    this.#parkedCount = 0;
+    this.#lastUnits = -1;
+    this.#lastParked = undefined;
+  }
+
   park(block: Block<S>): void {
-    const same = this.#parked.get(block.units);
-    if (same) same.push(block);
-    else this.#parked.set(block.units, [block]);
+    this.#parkedOf(block.units, true)!.push(block);
     this.#parkedCount++;
   }
 
   /** A parked block of exactly `units`, taken out of the list. */
   takeParked(units: number): Block<S> | undefined {
-    const block = this.#parked.get(units)?.pop();
+    if (this.#parkedCount === 0) return undefined;
+    const block = this.#parkedOf(units, false)?.pop();
     if (block) this.#parkedCount--;
     return block;
   }
@@ -179,9 +199,9 @@ class FreeList<S> {
   /** Merges the parked blocks into the sorted list. */
   unpark(): void {
     if (this.#parkedCount === 0) return;
-    for (const blocks of this.#parked.values()) for (const block of blocks) this.insertMerged(block);
-    this.#parked.clear();
-    this.#parkedCount = 0;
+    const parked = [...this.#parked.values()];
+    this.#clearParked();
+    for (const blocks of parked) for (const block of blocks) this.insertMerged(block);
   }
 
   /** The largest free block, parked or not. */
@@ -196,18 +216,59 @@ class FreeList<S> {
     const blocks = this.blocks.splice(0);
     for (const b of blocks) b.list = undefined;
     for (const parked of this.#parked.values()) blocks.push(...parked);
-    this.#parked.clear();
-    this.#parkedCount = 0;
+    this.#clearParked();
     return blocks;
   }
 }
 
 /** The segments of one shape and their free lists: one per stream, and one for every stream. */
 export class Arena<S> {
-  readonly byStream: Map<S, FreeList<S>> = new Map();
   readonly shared: FreeList<S> = new FreeList<S>();
   readonly segments: Set<Segment<S>> = new Set();
+  readonly #byStream = new Map<S, FreeList<S>>();
+  // The stream looked up last and its list: a loop on one stream finds it without a map lookup.
+  #lastStream: S | undefined;
+  #lastList: FreeList<S> | undefined;
   constructor(readonly spec: ArenaSpec) {}
+
+  /** Each stream's own free list. */
+  get byStream(): ReadonlyMap<S, FreeList<S>> {
+    return this.#byStream;
+  }
+
+  /** `stream`'s free list, if it has one. */
+  listOf(stream: S): FreeList<S> | undefined {
+    if (this.#lastList !== undefined && stream === this.#lastStream) return this.#lastList;
+    const list = this.#byStream.get(stream);
+    if (list !== undefined) {
+      this.#lastStream = stream;
+      this.#lastList = list;
+    }
+    return list;
+  }
+
+  /** `stream`'s free list, made on first use. */
+  listFor(stream: S): FreeList<S> {
+    let list = this.listOf(stream);
+    if (list === undefined) {
+      this.#byStream.set(stream, (list = new FreeList<S>(this.shared)));
+      this.#lastStream = stream;
+      this.#lastList = list;
+    }
+    return list;
+  }
+
+  /** Forgets `stream`'s list (its blocks were moved elsewhere). */
+  dropList(stream: S): void {
+    this.#byStream.delete(stream);
+    if (stream === this.#lastStream) this.#lastList = undefined;
+  }
+
+  /** Forgets every stream's list. */
+  dropLists(): void {
+    this.#byStream.clear();
+    this.#lastList = undefined;
+  }
 }
 
 /** A pool ran out: its limit, or the driver after the cache was released. Carries the pool's stats. */
@@ -319,14 +380,8 @@ export class BlockPool<S> {
       // Its own stream's work needs no event: once the others completed, it is that stream's again.
       this.#pending.push({ events: block.otherStreams.map((s) => this.source.recordEvent(s)), blocks: [block], owner: { stream: block.stream } });
     } else {
-      this.#streamList(block.segment.arena, block.stream).park(block);
+      block.segment.arena.listFor(block.stream).park(block);
     }
-  }
-
-  #streamList(arena: Arena<S>, stream: S): FreeList<S> {
-    let list = arena.byStream.get(stream);
-    if (!list) arena.byStream.set(stream, (list = new FreeList<S>(arena.shared)));
-    return list;
   }
 
   /**
@@ -392,7 +447,7 @@ export class BlockPool<S> {
   }
 
   #cached(arena: Arena<S>, units: number, stream: S): Block<S> | undefined {
-    const own = arena.byStream.get(stream);
+    const own = arena.listOf(stream);
     const parked = own?.takeParked(units);
     if (parked) {
       this.#counters.hits++;
@@ -420,7 +475,7 @@ export class BlockPool<S> {
       if (other === stream || list.largest() < units) continue;
       if (this.#pending.some((p) => p.from?.stream === other)) continue;
       this.#pending.push({ events: [this.source.recordEvent(other)], blocks: list.drain(), from: { stream: other } });
-      arena.byStream.delete(other);
+      arena.dropList(other);
       moved = true;
     }
     if (!moved) return undefined;
@@ -440,7 +495,7 @@ export class BlockPool<S> {
       for (const event of entry.events) event.release();
       for (const block of entry.blocks) {
         const arena = block.segment.arena;
-        (entry.owner && !synchronized ? this.#streamList(arena, entry.owner.stream) : arena.shared).insertMerged(block);
+        (entry.owner && !synchronized ? arena.listFor(entry.owner.stream) : arena.shared).insertMerged(block);
       }
     }
     this.#pending = waiting;
@@ -531,7 +586,7 @@ export class BlockPool<S> {
   #extend(segment: Segment<S>, units: number, stream: S): Block<S> | undefined {
     const arena = segment.arena;
     const last = segment.last;
-    const list = last.list === arena.shared || last.list === arena.byStream.get(stream) ? last.list : undefined;
+    const list = last.list === arena.shared || last.list === arena.listOf(stream) ? last.list : undefined;
     const added = arena.spec.segmentUnits(units - (list ? last.units : 0));
     if (!arena.spec.extend!(segment.ptr, segment.units + added)) return undefined;
     const offset = segment.units;
@@ -553,7 +608,7 @@ export class BlockPool<S> {
   /** After a synchronize: merges the arena's free lists into one and releases its wholly free segments. */
   #releaseIdle(arena: Arena<S>): number {
     for (const list of arena.byStream.values()) for (const block of list.drain()) arena.shared.insertMerged(block);
-    arena.byStream.clear();
+    arena.dropLists();
     let released = 0;
     for (const segment of arena.segments) {
       const first = segment.first;

@@ -8,7 +8,9 @@
  */
 export function roundToClass(count: number): number {
   if (count <= 8) return count;
-  const step = 2 ** (Math.floor(Math.log2(count)) - 3);
+  // On every pool allocation: integer bit arithmetic where it fits 32 bits (Math.log2 and 2 ** n
+  // took a tenth of a pool hit's time on V8).
+  const step = count < 2 ** 31 ? 1 << (28 - Math.clz32(count)) : 2 ** (Math.floor(Math.log2(count)) - 3);
   return Math.ceil(count / step) * step;
 }
 
