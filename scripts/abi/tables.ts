@@ -9,7 +9,7 @@ import { libcMemory } from "../../src/ffi/memory.ts";
 import { libcEnvironment } from "../../src/ffi/environment.ts";
 import { libcMapping, mappingConstants } from "../../src/ffi/mapped-file.ts";
 import {
-  CacheType, FlashAttention, LLAMA_DEFAULT_SEED, LoadMode, PoolingType, SplitMode,
+  CacheType, FlashAttention, LLAMA_DEFAULT_SEED, LLAMA_TOKEN_NULL, LoadMode, PoolingType, SplitMode,
   llamaBatch, llamaContextParams, llamaModelParams, llamaSamplerChainParams, llamaSymbols,
 } from "../../src/llama/bindings.ts";
 import {
@@ -66,7 +66,7 @@ export const libllama: AbiLibrary = {
       unspecified: "LLAMA_POOLING_TYPE_UNSPECIFIED", none: "LLAMA_POOLING_TYPE_NONE", mean: "LLAMA_POOLING_TYPE_MEAN",
       cls: "LLAMA_POOLING_TYPE_CLS", last: "LLAMA_POOLING_TYPE_LAST", rank: "LLAMA_POOLING_TYPE_RANK",
     }),
-    ...constantsOf("", { LLAMA_DEFAULT_SEED }, { LLAMA_DEFAULT_SEED: "LLAMA_DEFAULT_SEED" }),
+    ...constantsOf("", { LLAMA_DEFAULT_SEED, LLAMA_TOKEN_NULL }, { LLAMA_DEFAULT_SEED: "LLAMA_DEFAULT_SEED", LLAMA_TOKEN_NULL: "LLAMA_TOKEN_NULL" }),
   ],
 };
 

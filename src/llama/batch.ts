@@ -45,14 +45,16 @@ export class Batch extends NativeResource {
   /** Appends one token; returns its index (the index `logits(i)` takes when `logits` is set). */
   add(token: number, position: number, sequences: number | readonly number[], logits = false): number {
     this.assertLive();
-    const ids = typeof sequences === "number" ? [sequences] : sequences;
     if (this.#count === this.capacity) throw new LlamaError("ERR_LLAMA_ARGUMENT", `the batch is full (${this.capacity} tokens)`);
-    if (ids.length < 1 || ids.length > this.maxSequences) throw new LlamaError("ERR_LLAMA_ARGUMENT", `a token belongs to 1…${this.maxSequences} sequences, got ${ids.length}`);
+    const count = typeof sequences === "number" ? 1 : sequences.length;
+    if (count < 1 || count > this.maxSequences) throw new LlamaError("ERR_LLAMA_ARGUMENT", `a token belongs to 1…${this.maxSequences} sequences, got ${count}`);
     const i = this.#count++;
     this.#tokens[i] = token;
     this.#positions[i] = position;
-    this.#sequenceCounts[i] = ids.length;
-    this.#sequenceIds[i]!.set(ids);
+    this.#sequenceCounts[i] = count;
+    // One sequence (a decode loop's case) is stored without an array made per token.
+    if (typeof sequences === "number") this.#sequenceIds[i]![0] = sequences;
+    else this.#sequenceIds[i]!.set(sequences);
     this.#logits[i] = logits ? 1 : 0;
     return i;
   }

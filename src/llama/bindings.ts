@@ -125,6 +125,8 @@ export const CacheType = { f32: 0, f16: 1, q8_0: 8 } as const;
 export const PoolingType = { unspecified: -1, none: 0, mean: 1, cls: 2, last: 3, rank: 4 } as const;
 /** #define LLAMA_DEFAULT_SEED 0xFFFFFFFF: a random seed per sampler. */
 export const LLAMA_DEFAULT_SEED = 0xffffffff;
+/** #define LLAMA_TOKEN_NULL -1: no token (nothing was sampled on the device for an output). */
+export const LLAMA_TOKEN_NULL = -1;
 
 // ----- functions (llama.h, in header order) -----------------------------------------------------
 
@@ -263,6 +265,8 @@ const llamaTable = {
   llama_get_embeddings_ith: { parameters: ["ptr", "i32"], result: "ptr" },
   // LLAMA_API float * llama_get_embeddings_seq(struct llama_context * ctx, llama_seq_id seq_id);
   llama_get_embeddings_seq: { parameters: ["ptr", "i32"], result: "ptr" },
+  // [EXPERIMENTAL] LLAMA_API llama_token llama_get_sampled_token_ith(struct llama_context * ctx, int32_t i);
+  llama_get_sampled_token_ith: { parameters: ["ptr", "i32"], result: "i32" },
   // LLAMA_API const char * llama_vocab_get_text(const struct llama_vocab * vocab, llama_token token);
   llama_vocab_get_text: { parameters: ["ptr", "i32"], result: "cstring" },
   // LLAMA_API bool llama_vocab_is_eog(const struct llama_vocab * vocab, llama_token token);
@@ -283,6 +287,8 @@ const llamaTable = {
   llama_detokenize: { parameters: ["ptr", "buffer", "i32", "buffer", "i32", "bool", "bool"], result: "i32" },
   // LLAMA_API int32_t llama_chat_apply_template(const char * tmpl, const struct llama_chat_message * chat, size_t n_msg, bool add_ass, char * buf, int32_t length);
   llama_chat_apply_template: { parameters: ["cstring", "ptr", "usize", "bool", "buffer", "i32"], result: "i32" },
+  // [EXPERIMENTAL] LLAMA_API bool llama_set_sampler(struct llama_context * ctx, llama_seq_id seq_id, struct llama_sampler * smpl);
+  llama_set_sampler: { parameters: ["ptr", "i32", "ptr"], result: "bool" },
   // LLAMA_API void llama_sampler_accept(struct llama_sampler * smpl, llama_token token);
   llama_sampler_accept: { parameters: ["ptr", "i32"], result: "void" },
   // LLAMA_API void llama_sampler_reset(struct llama_sampler * smpl);

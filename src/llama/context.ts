@@ -4,10 +4,10 @@ import { availableParallelism } from "node:os";
 import { NativeResource, type Pointer, nativeView } from "../ffi/index.ts";
 import type { LoraAdapter } from "./adapter.ts";
 import { Batch } from "./batch.ts";
-import { CacheType, FlashAttention, PoolingType } from "./bindings.ts";
+import { CacheType, FlashAttention, LLAMA_TOKEN_NULL, PoolingType } from "./bindings.ts";
 import { LlamaError } from "./errors.ts";
 import type { LlamaModel, TokenizeOptions } from "./model.ts";
-import { LlamaSampler, type SamplerOptions } from "./sampler.ts";
+import { LlamaSampler, type SamplerOptions, samplesGreedily } from "./sampler.ts";
 import type { LlamaThreadpool } from "./threadpool.ts";
 
 export interface ContextOptions {
@@ -76,6 +76,15 @@ export interface GenerateOptions extends SamplerOptions {
   readonly signal?: AbortSignal;
   /** How to tokenize a string prompt (default: add BOS as the model asks). */
   readonly tokenize?: TokenizeOptions;
+  /**
+   * Greedy sampling (temperature ≤ 0, no grammar, no penalties, no `sampler` of your own) on the
+   * device that computes the logits, as part of each decode (llama.cpp's backend sampling, marked
+   * experimental in 0.5.0): the token comes back instead of the logits, and no copy of the logits
+   * or CPU pass over them sits between two decodes. The same tokens either way. Default: when the
+   * model computes its logits on a GPU; on the CPU backend it costs more than it saves (ggml's CPU
+   * pad op, which the sampling graph starts with, took a fifth of a tiny model's decode).
+   */
+  readonly sampleOnDevice?: boolean;
 }
 
 export interface GeneratedToken {
@@ -92,6 +101,12 @@ export interface ContextState {
   readonly adapterSet: string;
   /** The sequence it holds, or `undefined` for the whole context. */
   readonly sequence?: number;
+}
+
+/** A token of generate() decoded and not sampled yet: its sampler, and the token once sampled. */
+interface UnsampledStep {
+  readonly sampler: Pointer;
+  token: number;
 }
 
 // setImmediate gives other tasks a turn without the ≥1 ms clamp of Node's setTimeout(…, 0).
@@ -120,9 +135,16 @@ export class LlamaContext extends NativeResource {
   readonly #embeddingSize: number;
   // Floats per pooled embedding (n_cls_out scores for "rank"), 0 when the context does not pool.
   readonly #pooledSize: number;
-  // The adapters set natively, held in an object the release closure shares (it must not capture `this`).
-  readonly #held: { adapters: readonly AdapterSetting[] };
+  // What the context holds natively, in an object the release closure shares (it must not capture
+  // `this`): the adapters set, and the greedy chains attached to sequences for sampling on the device.
+  readonly #held: { adapters: readonly AdapterSetting[]; deviceSamplers: Map<number, LlamaSampler> };
   #adapterSet = "";
+  // False once llama.cpp refused a device sampler: this context samples on the CPU from then on.
+  #deviceSampling = true;
+  // The last decode sampled its outputs on the device, so llama.cpp copied no logits back.
+  #logitsOnDevice = false;
+  // The step of a generation decoded but not sampled yet (see generate).
+  #unsampled: UnsampledStep | undefined;
   // What each sequence's KV cache holds, from position 0, as far as generate() knows it; a
   // sequence touched any other way is absent and starts from scratch at its next generate().
   readonly #cached = new Map<number, number[]>();
@@ -135,9 +157,11 @@ export class LlamaContext extends NativeResource {
     const threadpoolLifetime = threadpool?.lifetime;
     threadpoolLifetime?.retain();
     const batch = new Batch(model.llama, symbols.llama_n_batch(ptr), symbols.llama_n_seq_max(ptr));
-    const held: { adapters: readonly AdapterSetting[] } = { adapters: [] };
+    const held: { adapters: readonly AdapterSetting[]; deviceSamplers: Map<number, LlamaSampler> } = { adapters: [], deviceSamplers: new Map() };
     super("LlamaContext", () => {
       symbols.llama_free(ptr);
+      // After llama_free: the context used them until then.
+      for (const sampler of held.deviceSamplers.values()) if (!sampler.disposed) sampler.dispose();
       if (!batch.disposed) batch.dispose();
       for (const { adapter } of held.adapters) adapter.lifetime.release();
       threadpoolLifetime?.release();
@@ -264,7 +288,9 @@ export class LlamaContext extends NativeResource {
   decode(batch: Batch): void {
     this.assertLive();
     this.#checkPooled(batch.count);
-    for (const sequence of batch.sequences()) this.#cached.delete(sequence);
+    const sequences = batch.sequences();
+    for (const sequence of sequences) this.#cached.delete(sequence);
+    this.#detachSamplers(sequences);
     this.#decode(batch);
   }
 
@@ -277,9 +303,61 @@ export class LlamaContext extends NativeResource {
     }
   }
 
-  #decode(batch: Batch): void {
+  /** @param onDevice The batch's outputs are sampled on the device (their logits stay there). */
+  #decode(batch: Batch, onDevice = false): void {
+    this.#settleStep();
+    this.#logitsOnDevice = onDevice;
     const result = this.#symbols.llama_decode(this.ptr, { ...batch.struct, n_tokens: batch.count });
     if (result !== 0) throw new LlamaError("ERR_LLAMA_DECODE", `llama_decode failed (${result}): ${decodeFailures[result] ?? "fatal error"}`);
+  }
+
+  // ----- sampling on the device -----------------------------------------------------------------
+  // llama.cpp's backend sampling (llama_set_sampler, marked experimental in 0.5.0) adds a sequence's
+  // sampler chain to the decode graph: the argmax runs where the logits are computed, only the token
+  // comes back, and llama_sampler_sample returns it. For greedy generation that takes a CPU pass over
+  // n_vocab logits and their copy from the device off the path of every token. A chain can be
+  // attached once in its life, and attaching or detaching makes the next decode plan its graph again,
+  // so a sequence keeps its chain between generations and loses it only when something else decodes
+  // it (those decodes want logits).
+
+  /** The greedy chain sampling `sequence` on the device, attached on first use; undefined where llama.cpp refuses one. */
+  #deviceSampler(sequence: number): LlamaSampler | undefined {
+    const held = this.#held.deviceSamplers;
+    const attached = held.get(sequence);
+    if (attached !== undefined || !this.#deviceSampling) return attached;
+    const sampler = LlamaSampler.create(this.model, { temperature: 0 });
+    if (!this.#symbols.llama_set_sampler(this.ptr, sequence, sampler.ptr)) {
+      sampler.dispose();
+      this.#deviceSampling = false;
+      return undefined;
+    }
+    held.set(sequence, sampler);
+    return sampler;
+  }
+
+  /**
+   * Samples the step of a generation decoded but not sampled yet, if any: before another decode
+   * (llama.cpp keeps the outputs of the last decode only) and before a sampler is detached.
+   */
+  #settleStep(): void {
+    const step = this.#unsampled;
+    if (step === undefined) return;
+    this.#unsampled = undefined;
+    step.token = this.#symbols.llama_sampler_sample(step.sampler, this.ptr, -1);
+  }
+
+  /** Detaches the device samplers of `sequences`, so that their next decodes give logits again. */
+  #detachSamplers(sequences: Iterable<number>): void {
+    const held = this.#held.deviceSamplers;
+    if (held.size === 0) return;
+    this.#settleStep();
+    for (const sequence of sequences) {
+      const sampler = held.get(sequence);
+      if (sampler === undefined) continue;
+      this.#symbols.llama_set_sampler(this.ptr, sequence, 0);
+      held.delete(sequence);
+      sampler.dispose();
+    }
   }
 
   /** Waits for the backend to finish the last decode (decodes on a GPU return before it has). */
@@ -298,16 +376,17 @@ export class LlamaContext extends NativeResource {
       throw new LlamaError("ERR_LLAMA_ARGUMENT", `allLogits keeps one decode's outputs: at most ${this.#batch.capacity} tokens`);
     }
     this.#checkPooled(tokens.length);
+    this.#detachSamplers([sequence]);
     this.#evaluateChunks(tokens, start, sequence, options.allLogits ?? false);
   }
 
-  #evaluateChunks(tokens: ArrayLike<number>, start: number, sequence: number, allLogits: boolean): void {
+  #evaluateChunks(tokens: ArrayLike<number>, start: number, sequence: number, allLogits: boolean, onDevice = false): void {
     const batch = this.#batch;
     for (let from = 0; from < tokens.length; from += batch.capacity) {
       batch.clear();
       const to = Math.min(tokens.length, from + batch.capacity);
       for (let i = from; i < to; i++) batch.add(tokens[i]!, start + i, sequence, allLogits || i === tokens.length - 1);
-      this.#decode(batch);
+      this.#decode(batch, onDevice);
     }
   }
 
@@ -317,6 +396,9 @@ export class LlamaContext extends NativeResource {
    */
   logits(index = -1, options: { view?: boolean } = {}): Float32Array {
     this.assertLive();
+    if (this.#logitsOnDevice) {
+      throw new LlamaError("ERR_LLAMA_OUTPUT", "the last decode sampled its token on the device (a greedy generate()), so llama.cpp kept no logits: evaluate the tokens to read their logits, or generate with sampleOnDevice: false");
+    }
     return this.#floats(this.#symbols.llama_get_logits_ith(this.ptr, index), this.#vocabSize, `no logits for output ${index}`, options.view);
   }
 
@@ -435,8 +517,12 @@ export class LlamaContext extends NativeResource {
     const maxTokens = options.maxTokens ?? 256;
     const stopAtEog = options.stopAtEndOfGeneration ?? true;
     const stops = (options.stop ?? []).filter((stop) => stop.length > 0);
-    const sampler = options.sampler ?? LlamaSampler.create(model, options);
+    let onDevice = options.sampler === undefined && (options.sampleOnDevice ?? model.outputOnGpu) && samplesGreedily(options) ? this.#deviceSampler(sequence) : undefined;
+    // A device sampler left attached would keep the logits a sampler on the CPU reads.
+    if (onDevice === undefined) this.#detachSamplers([sequence]);
+    let sampler = onDevice ?? options.sampler ?? LlamaSampler.create(model, options);
     const s = this.#symbols;
+    let step: UnsampledStep | undefined;
     this.#generating++;
     try {
       // At least the last prompt token is decoded again: its logits are needed.
@@ -448,9 +534,20 @@ export class LlamaContext extends NativeResource {
       const history = Array.from(tokens.subarray(0, reuse));
       const rest = tokens.subarray(reuse);
       // Decode the prompt, then sample at once: another sequence's decode must not come in between.
-      this.#evaluateChunks(rest, reuse, sequence, false);
+      this.#evaluateChunks(rest, reuse, sequence, false, onDevice !== undefined);
       history.push(...rest);
       this.#cached.set(sequence, history);
+      if (onDevice !== undefined && s.llama_get_sampled_token_ith(this.ptr, -1) === LLAMA_TOKEN_NULL) {
+        // llama.cpp attached the chain but its device cannot run the sampler, and kept no logits:
+        // this context samples on the CPU from now on, after decoding the last prompt token again.
+        this.#detachSamplers([sequence]);
+        this.#deviceSampling = false;
+        onDevice = undefined;
+        sampler = LlamaSampler.create(model, options);
+        const last = history.length - 1;
+        s.llama_memory_seq_rm(this.#memory, sequence, last, -1);
+        this.#evaluateChunks([history[last]!], last, sequence, false);
+      }
       let token = s.llama_sampler_sample(sampler.ptr, this.ptr, -1);
 
       const text = new TextDecoder();
@@ -468,26 +565,43 @@ export class LlamaContext extends NativeResource {
           break;
         }
         const held = heldBack(pending, stops);
-        yield { token, text: pending.slice(0, pending.length - held) };
+        const chunk = { token, text: pending.slice(0, pending.length - held) };
         pending = pending.slice(pending.length - held);
-        if (++produced >= maxTokens) break;
+        const last = ++produced >= maxTokens;
+        // The token is decoded before it is handed out: a GPU computes the next step while the
+        // consumer and the event loop have their turn (llama_decode returns once the work is
+        // queued), and the token is sampled when the generator resumes.
+        if (!last) {
+          this.#cached.delete(sequence);
+          this.#batch.clear();
+          this.#batch.add(token, history.length, sequence, true);
+          this.#decode(this.#batch, onDevice !== undefined);
+          history.push(token);
+          this.#cached.set(sequence, history);
+          step = { sampler: sampler.ptr, token: LLAMA_TOKEN_NULL };
+          this.#unsampled = step;
+        }
+        yield chunk;
+        if (last) break;
         await nextTurn();
         if (signal?.aborted) throw signal.reason;
         this.assertLive();
-        this.#cached.delete(sequence);
-        this.#batch.clear();
-        this.#batch.add(token, history.length, sequence, true);
-        this.#decode(this.#batch);
-        history.push(token);
-        this.#cached.set(sequence, history);
-        token = s.llama_sampler_sample(sampler.ptr, this.ptr, -1);
+        token = this.#sampled(step!);
       }
       pending += text.decode();
       if (pending.length > 0) yield { token: -1, text: pending };
     } finally {
       this.#generating--;
-      if (options.sampler === undefined) sampler.dispose();
+      if (step !== undefined && this.#unsampled === step) this.#unsampled = undefined;
+      if (options.sampler === undefined && onDevice === undefined) sampler.dispose();
     }
+  }
+
+  /** The token of a step of generate(): sampled now, or earlier by a decode that came in between. */
+  #sampled(step: UnsampledStep): number {
+    if (this.#unsampled !== step) return step.token;
+    this.#unsampled = undefined;
+    return this.#symbols.llama_sampler_sample(step.sampler, this.ptr, -1);
   }
 
   /** Runs {@link generate} to the end and returns the text and the tokens. */

@@ -74,6 +74,10 @@ function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException("The operation was aborted", "AbortError");
 }
 
+// tokenPiece's buffer, reused (generation asks for a piece per token): V8 hands C a typed array
+// it has seen before far faster than a new one. Grown when a piece is longer.
+let pieceScratch = new Uint8Array(64);
+
 /**
  * A model loaded from a GGUF file. Contexts and LoRA adapters keep it alive natively: disposing
  * the model while they live frees it only once the last of them is disposed.
@@ -90,7 +94,13 @@ export class LlamaModel extends NativeResource {
   readonly vocabOnly: boolean;
   #metadata: ReadonlyMap<string, string> | undefined;
 
-  private constructor(llama: Llama, ptr: Pointer, path: string, vocabOnly: boolean, rpc: RpcLease | undefined) {
+  /**
+   * @internal llama.cpp computes this model's output layer, the logits, on a GPU (it offloads
+   * layers from the last, the output first): where generate() samples greedily on the device by default.
+   */
+  readonly outputOnGpu: boolean;
+
+  private constructor(llama: Llama, ptr: Pointer, path: string, vocabOnly: boolean, rpc: RpcLease | undefined, outputOnGpu: boolean) {
     const { lib } = llama;
     llama.lifetime.retain();
     const llamaLifetime = llama.lifetime;
@@ -106,6 +116,7 @@ export class LlamaModel extends NativeResource {
     this.lifetime = lifetime;
     this.path = path;
     this.vocabOnly = vocabOnly;
+    this.outputOnGpu = outputOnGpu;
   }
 
   /**
@@ -166,7 +177,9 @@ export class LlamaModel extends NativeResource {
       if (signal?.aborted) throw abortReason(signal);
       throw new LlamaError("ERR_LLAMA_MODEL_LOAD", `llama.cpp could not load the model ${path} (Llama.load({ log: "stderr" }) shows why)`);
     }
-    return new LlamaModel(llama, ptr, path, options.vocabOnly ?? false, rpc);
+    // Layers go to the GPUs from the output down (n_gpu_layers < 0: all of them).
+    const onGpu = params.n_gpu_layers !== 0 && (rpc !== undefined || llama.devices().some((d) => d.type === "gpu" || d.type === "igpu"));
+    return new LlamaModel(llama, ptr, path, params.vocab_only, rpc, onGpu && !params.vocab_only);
   }
 
   /** Every GGUF metadata scalar, rendered as a string by llama.cpp (arrays are left out). */
@@ -320,12 +333,11 @@ export class LlamaModel extends NativeResource {
   tokenPiece(token: number, special = false): Uint8Array {
     this.assertLive();
     const toPiece = this.llama.lib.symbols.llama_token_to_piece;
-    let piece = new Uint8Array(32);
-    let length = toPiece(this.vocab, token, piece, piece.length, 0, special);
+    let length = toPiece(this.vocab, token, pieceScratch, pieceScratch.length, 0, special);
     if (length < 0) {
-      piece = new Uint8Array(-length);
-      length = toPiece(this.vocab, token, piece, piece.length, 0, special);
+      pieceScratch = new Uint8Array(-length);
+      length = toPiece(this.vocab, token, pieceScratch, pieceScratch.length, 0, special);
     }
-    return piece.slice(0, length);
+    return pieceScratch.slice(0, length);
   }
 }

@@ -28,6 +28,20 @@ export interface SamplerOptions {
   readonly grammarRoot?: string;
 }
 
+/** The options ask for no penalty at all (the defaults). */
+function withoutPenalties(options: SamplerOptions): boolean {
+  return (options.repeatPenalty ?? 1) === 1 && (options.frequencyPenalty ?? 0) === 0 && (options.presencePenalty ?? 0) === 0;
+}
+
+/**
+ * The options make a chain of llama.cpp's greedy sampler alone (temperature ≤ 0, no grammar, no
+ * penalties): the argmax of the logits, which llama.cpp can also take on the device that
+ * computed them (LlamaContext.generate does).
+ */
+export function samplesGreedily(options: SamplerOptions): boolean {
+  return (options.temperature ?? 0.8) <= 0 && options.grammar === undefined && withoutPenalties(options);
+}
+
 /** A sampler chain built from {@link SamplerOptions}, in llama.cpp's usual order. */
 export class LlamaSampler extends NativeResource {
   /** @internal The `llama_sampler *` chain. */
@@ -63,11 +77,9 @@ export class LlamaSampler extends NativeResource {
       const root = options.grammarRoot ?? "root";
       add(s.llama_sampler_init_grammar(model.vocab, options.grammar, root), `grammar (is the GBNF valid, without left recursion, with a rule named "${root}"?)`);
     }
-    const repeat = options.repeatPenalty ?? 1;
-    const frequency = options.frequencyPenalty ?? 0;
-    const presence = options.presencePenalty ?? 0;
-    if (repeat !== 1 || frequency !== 0 || presence !== 0) {
-      add(s.llama_sampler_init_penalties(s.llama_vocab_n_tokens(model.vocab), options.penaltyLastN ?? 64, repeat, frequency, presence), "penalties");
+    if (!withoutPenalties(options)) {
+      const { repeatPenalty = 1, frequencyPenalty = 0, presencePenalty = 0 } = options;
+      add(s.llama_sampler_init_penalties(s.llama_vocab_n_tokens(model.vocab), options.penaltyLastN ?? 64, repeatPenalty, frequencyPenalty, presencePenalty), "penalties");
     }
     const temperature = options.temperature ?? 0.8;
     if (temperature <= 0) {

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "../harness.ts";
 import { DisposedError } from "../../src/ffi/index.ts";
 import { type ContextOptions, LlamaContext, LlamaModel, LoraAdapter } from "../../src/llama/index.ts";
-import { llamaUnavailable, tinyLora, tinyModel, withTinyModel } from "./fixtures.ts";
+import { gpuUnavailable, llamaUnavailable, tinyLora, tinyModel, withTinyModel } from "./fixtures.ts";
 
 const skip = llamaUnavailable;
 const contextOptions: ContextOptions = { contextSize: 128, threads: 2 };
@@ -72,6 +72,41 @@ test("several sequences generate concurrently in one context", () => withTinyMod
   }, options);
 }), { skip });
 
+test("each token is decoded before it is handed out: decodes of other sequences in between, and leaving early, change nothing", () => withTinyModel(async (model) => {
+  await fresh(model, async (context) => {
+    const greedy = { maxTokens: 12, temperature: 0, stopAtEndOfGeneration: false, sequence: 0 } as const;
+    const alone = (await context.generateText(prompt, greedy)).tokens;
+    for (const sampleOnDevice of [false, true]) {
+      context.clearMemory();
+      const interleaved: number[] = [];
+      let turn = 0;
+      for await (const { token } of context.generate(prompt, { ...greedy, sampleOnDevice })) {
+        interleaved.push(token);
+        // Another sequence decodes while this generation's next step is decoded but not sampled.
+        context.evaluate(model.tokenize(turn++ % 2 === 0 ? "a dog" : "the end"), { sequence: 1 });
+        assert.equal(context.logits().length, 304);
+      }
+      assert.deepEqual(interleaved, alone, `sampleOnDevice: ${sampleOnDevice}`);
+    }
+    // The same sequence evaluated between two tokens of a generation on the device: the step
+    // decoded meanwhile is sampled before its sampler is detached.
+    context.clearMemory();
+    const steps = context.generate(prompt, { ...greedy, maxTokens: 2, sampleOnDevice: true });
+    assert.equal((await steps.next()).value?.token, alone[0]);
+    context.evaluate(model.tokenize("a dog"), { sequence: 0, position: model.tokenize(prompt).length + 1 });
+    assert.equal((await steps.next()).value?.token, alone[1]);
+    await steps.return();
+    // Leaving after two tokens: the step decoded for the third is not sampled by anyone later.
+    context.clearMemory();
+    let taken = 0;
+    for await (const _ of context.generate(prompt, greedy)) if (++taken === 2) break;
+    context.evaluate(model.tokenize("a dog"), { sequence: 1 });
+    context.clearMemory();
+    assert.deepEqual((await context.generateText(prompt, greedy)).tokens, alone);
+    return [];
+  }, { ...contextOptions, sequences: 2 });
+}), { skip });
+
 test("the KV cache is never reused across an adapter-set change", () => withTinyModel(async (model) => {
   const a = await LoraAdapter.load(model, tinyLora("a", { rank: 4, alpha: 8, seed: 11 }).path);
   const b = await LoraAdapter.load(model, tinyLora("b", { rank: 2, alpha: 3, seed: 12 }).path);
@@ -105,6 +140,35 @@ test("a repeated prompt reuses the cached prefix and gives the same tokens", () 
     const promptTokens = model.tokenize(prompt).length;
     assert.equal(context.sequencePositions(0).max, promptTokens + first.tokens.length - 2);
     assert.deepEqual((await context.generateText(prompt, greedy)).tokens, first.tokens);
+    return [];
+  });
+}), { skip });
+
+test("greedy generation sampled on the device: the same tokens as on the CPU, and decoding the sequence otherwise gives logits again", () => withTinyModel(async (model) => {
+  // On by default where the logits come from a GPU; here, on the CPU backend, asked for.
+  assert.equal(model.outputOnGpu, gpuUnavailable === undefined);
+  const greedy = { maxTokens: 16, temperature: 0, stopAtEndOfGeneration: false, sampleOnDevice: true } as const;
+  const onCpu = await fresh(model, async (c) => (await c.generateText(prompt, { ...greedy, sampleOnDevice: false })).tokens);
+  const seeded = { maxTokens: 12, temperature: 1, seed: 5, stopAtEndOfGeneration: false } as const;
+  const sampledFresh = await fresh(model, async (c) => (await c.generateText("a dog", seeded)).tokens);
+  await fresh(model, async (context) => {
+    assert.deepEqual((await context.generateText(prompt, greedy)).tokens, onCpu);
+    // Its last decode sampled on the device: no logits were copied back, and logits() says so.
+    assert.throws(() => context.logits(), /sampled its token on the device/);
+    // The same sequence decoded otherwise gets its logits again (the device sampler is detached)…
+    context.clearMemory();
+    context.evaluate(model.tokenize(prompt));
+    const logits = context.logits();
+    let argmax = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[argmax]!) argmax = i;
+    assert.equal(argmax, onCpu[0]);
+    // …a sampler on the CPU after a device one reads fresh logits…
+    context.clearMemory();
+    assert.deepEqual((await context.generateText("a dog", seeded)).tokens, sampledFresh);
+    // …and greedy generation takes the device again, with the same tokens.
+    context.clearMemory();
+    assert.deepEqual((await context.generateText(prompt, greedy)).tokens, onCpu);
+    assert.deepEqual((await context.generateText(prompt, greedy)).tokens, onCpu);
     return [];
   });
 }), { skip });
