@@ -4,15 +4,16 @@
 //  - staged (default): file ranges are read into a ring of pinned staging buffers and copied from
 //    there asynchronously on a stream. Each ring slot is its own pipeline: read into the slot,
 //    queue the copy, record the slot's event; the slot is refilled only once that event says its
-//    copy is done. With N slots, N reads (spread over the runtime's I/O threads) and the copies of
-//    finished reads overlap. Bound by the reads: page cache → pinned memory, a few GB/s a thread.
+//    copy is done. With N slots, N reads (openFileReads: many at once on every runtime) and the
+//    copies of finished reads overlap. Bound by the reads: page cache → pinned memory, a few GB/s
+//    a thread.
 //  - mapped: the file is mapped read-only and each page-aligned window of it is registered with
 //    cudaHostRegister, copied straight from the page cache, and unregistered once its copy's
 //    event completed. Registering window i + 1 (on the JS thread) overlaps the copy of window i;
 //    no byte passes through the CPU's caches.
-import { open, stat, type FileHandle } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import { type CudaContext, type CudaEvent, type CudaMemory, type CudaStream, type DeviceBuffer, type PinnedPool, RegisteredHostMemory, checkRange } from "./index.ts";
-import { type FfiCapabilities, GpuffiError, MappedFile, capabilities, pageSize } from "../ffi/index.ts";
+import { type FfiCapabilities, type FileReads, GpuffiError, MappedFile, type Pointer, capabilities, openFileReads, pageSize } from "../ffi/index.ts";
 import { SafetensorsFormatError, openGguf, openSafetensors } from "../formats/index.ts";
 
 /** An upload was asked for something it cannot do: bad options, ranges outside the file, unknown tensors. */
@@ -50,9 +51,9 @@ export interface UploadOptions {
   /**
    * Chunks in flight (default 32 staged, 4 mapped). Staged: staging buffers in the ring, each
    * with one read in flight (2 is plain double buffering); reads from the page cache run at a few
-   * GB/s per thread, so more slots go faster up to the runtime's I/O threads (on Node:
-   * UV_THREADPOOL_SIZE, default 4). On the H100 host, Bun: 25 GB/s with 32 MiB × 8, 38–40 GB/s
-   * with 8 MiB × 32 or 4 MiB × 64. Mapped: windows registered at once; the oldest is unregistered
+   * GB/s per thread, so more slots go faster up to the reading threads (on Node, reader threads
+   * up to the machine's cores). On the H100 host, Bun: 25 GB/s with 32 MiB × 8, 38–40 GB/s with
+   * 8 MiB × 32 or 4 MiB × 64. Mapped: windows registered at once; the oldest is unregistered
    * when its copy is done.
    */
   readonly slots?: number;
@@ -75,9 +76,10 @@ export interface UploadStats {
 }
 
 /**
- * What an upload does when not told: staged reads where the runtime runs many file reads at once
- * (Bun), else the mapped file, which reads nothing. On the H100 host, from the page cache, staged
- * went 38–40 GB/s on Bun (8 MiB × 32) but 16 on Node and 4.7 on Deno; mapped 19–25 GB/s on all
+ * What an upload does when not told: staged reads where many file reads run at once (every
+ * runtime since openFileReads), else the mapped file, which reads nothing. On the H100 host, from
+ * the page cache, staged went 38–40 GB/s on Bun (8 MiB × 32) but 16 on Node and 4.7 on Deno when
+ * Node's reads shared libuv's 4 threads and Deno's one file handle; mapped 19–25 GB/s on all
  * three, best with large windows (64 MiB × 4, 256 MiB × 2).
  */
 const defaults: Readonly<Record<UploadStrategy, { chunkBytes: number; slots: number }>> = {
@@ -120,23 +122,23 @@ function* chunksOf(ranges: readonly UploadRange[], chunkBytes: number): Generato
   }
 }
 
-async function readFully(file: FileHandle, into: Uint8Array, length: number, position: number): Promise<void> {
+async function readFully(file: FileReads, into: Pointer, length: number, position: number): Promise<void> {
   for (let done = 0; done < length;) {
-    const { bytesRead } = await file.read(into, done, length - done, position + done);
+    const bytesRead = await file.read(into + done, length - done, position + done);
     if (bytesRead === 0) throw new UploadError(`the file ended at byte ${position + done} while reading ${length} bytes at ${position}`);
     done += bytesRead;
   }
 }
 
 interface Slot {
-  readonly staging: CudaMemory & { bytes(): Uint8Array };
+  readonly staging: CudaMemory;
   readonly event: CudaEvent;
   pending: boolean;
 }
 
 async function uploadStaged(context: CudaContext, path: string, ranges: readonly UploadRange[], pipeline: Pipeline): Promise<number> {
   const { stream, total } = pipeline;
-  const file = await open(path, "r");
+  const file = await openFileReads(path, pipeline.slots);
   const slots: Slot[] = [];
   let chunks = 0;
   try {
@@ -152,12 +154,14 @@ async function uploadStaged(context: CudaContext, path: string, ranges: readonly
     // the others stop at their next chunk, and all are settled before any staging buffer is freed
     // (a read still in flight would write into freed pinned memory).
     const results = await Promise.allSettled(slots.map(async (slot) => {
-      const bytes = slot.staging.bytes();
+      const staging = slot.staging.address();
       for (let next = queue.next(); !next.done && !stop; next = queue.next()) {
         const chunk = next.value;
-        // The staging buffer may still be the source of a queued copy: wait for it before overwriting.
-        if (slot.pending) await slot.event.synchronized();
-        await readFully(file, bytes, chunk.length, chunk.range.offset + chunk.at);
+        // The staging buffer may still be the source of a queued copy: wait for it before
+        // overwriting. Asked first: a copy is mostly done by then, and a wait off the JS thread
+        // holds a thread (on Node, one of libuv's four) for nothing.
+        if (slot.pending && !slot.event.query()) await slot.event.synchronized();
+        await readFully(file, staging, chunk.length, chunk.range.offset + chunk.at);
         copyChunk(chunk, slot.staging, 0, stream);
         slot.event.record(stream);
         slot.pending = true;

@@ -11,6 +11,7 @@ export { libraryPathOf } from "./dl.ts";
 export { type LibrarySpec, type LocateOptions, type SearchDir, type Environment, type Candidate, candidatePaths, versionedDirs, nodeModulesDirs } from "./locator.ts";
 export { nativeView, copyFromNative, copyToNative, readCString, readStruct, writeStructAt, Out, NativeOut, type OutKind, type OutValue, HostMemory } from "./memory.ts";
 export { MappedFile, pageSize } from "./mapped-file.ts";
+export { type FileReads, openFileReads } from "./file-reads.ts";
 export { encodeStruct, decodeStruct, writeStruct } from "./struct-codec.ts";
 export { NativeCallback, createCallback, type CallbackOptions } from "./callback.ts";
 export { runtimeName, runtimeVersion, scriptCommand, type RuntimeName };
@@ -23,9 +24,11 @@ export interface FfiCapabilities {
   /** Structs by value go through a TinyCC-compiled shim (Bun) rather than natively. */
   readonly structShim: boolean;
   /**
-   * Many file reads into native memory run at once. Bun's do; Node's share libuv's pool of 4
-   * threads unless UV_THREADPOOL_SIZE says otherwise, and Deno's ran one at a time when measured
-   * (streamed uploads from the page cache on the H100 host: 38–40 GB/s on Bun, 16 on Node, 4.7 on Deno).
+   * Many file reads into native memory run at once through {@link openFileReads}: on Bun's own
+   * pool, on Deno's blocking threads with a file handle per read (Deno runs one read at a time
+   * per handle), and on reader threads of gpuffi's own on Node (whose libuv pool has 4 threads).
+   * Before that, streamed uploads from the page cache on the H100 host went 38–40 GB/s on Bun,
+   * 16 on Node and 4.7 on Deno.
    */
   readonly parallelFileReads: boolean;
 }
@@ -34,5 +37,5 @@ export const capabilities: FfiCapabilities = Object.freeze({
   runtime: runtimeName,
   nonblockingCalls: backend.nonblockingCalls,
   structShim: runtimeName === "bun",
-  parallelFileReads: runtimeName === "bun",
+  parallelFileReads: true,
 });

@@ -1,4 +1,6 @@
-// Read-only maps of whole files through libc's open/mmap/munmap.
+// Files into native memory: read-only maps of whole files through libc's open/mmap/munmap, and
+// reads many at once (openFileReads: on Bun and Deno through a file handle per read in flight, on
+// Node through gpuffi's reader threads).
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -6,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { test } from "../harness.ts";
-import { DisposedError, FfiArgumentError, MappedFile, SystemCallError, pageSize } from "../../src/ffi/index.ts";
+import { DisposedError, FfiArgumentError, HostMemory, MappedFile, SystemCallError, openFileReads, pageSize } from "../../src/ffi/index.ts";
 
 async function inTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), "gpuffi-mapped-"));
@@ -62,3 +64,44 @@ test("a failing mmap reports the call, the file and errno's text", () => {
   assert.throws(() => MappedFile.open(sysfsFile), (e) =>
     e instanceof SystemCallError && e.call === "mmap" && e.errno === 19 && e.message === `mmap failed for ${sysfsFile}: No such device (errno 19)`);
 }, { skip: existsSync(sysfsFile) ? undefined : `${sysfsFile} does not exist here` });
+
+// ----- openFileReads ------------------------------------------------------------------------------
+
+function pattern(length: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  for (let i = 0; i < length; i++) bytes[i] = (i * 131 + (i >> 8)) & 0xff;
+  return bytes;
+}
+
+test("many reads at once land the file's bytes where each asked, in any order; the end of the file reads short", () => inTempDir(async (dir) => {
+  const path = join(dir, "data.bin");
+  const data = pattern(3 * 2 ** 20 + 123);
+  await writeFile(path, data);
+  const chunk = 64 * 1024 + 7;
+  using memory = HostMemory.alloc(data.length + chunk);
+  for (const concurrency of [1, 3, 16]) {
+    memory.bytes().fill(0);
+    await using file = await openFileReads(path, concurrency);
+    const offsets = Array.from({ length: Math.ceil(data.length / chunk) }, (_, i) => i * chunk).reverse();
+    const read = await Promise.all(offsets.map((at) => file.read(memory.ptr + at, chunk, at)));
+    assert.deepEqual(read, offsets.map((at) => Math.min(chunk, data.length - at)), `concurrency ${concurrency}`);
+    assert.ok(Buffer.from(memory.bytes().subarray(0, data.length)).equals(Buffer.from(data)), `concurrency ${concurrency}`);
+    assert.equal(await file.read(memory.ptr, 16, data.length), 0);
+    assert.equal(await file.read(memory.ptr, 0, 0), 0);
+  }
+}));
+
+test("a missing file fails at open, a failed read rejects; bad arguments are refused before any read", () => inTempDir(async (dir) => {
+  await assert.rejects(openFileReads(join(dir, "missing.bin"), 4), (e: unknown) => (e as { code?: string }).code === "ENOENT");
+  await assert.rejects(openFileReads(join(dir, "missing.bin"), 0), FfiArgumentError);
+  const path = join(dir, "data.bin");
+  await writeFile(path, pattern(100));
+  await using file = await openFileReads(path, 2);
+  await assert.rejects(file.read(0, 10, 0), FfiArgumentError);
+  await assert.rejects(file.read(4096, -1, 0), FfiArgumentError);
+  await assert.rejects(file.read(4096, 10, 1.5), FfiArgumentError);
+  // A read that fails (a directory opened as a file) rejects with the system's error.
+  using memory = HostMemory.alloc(16);
+  await using folder = await openFileReads(dir, 2);
+  await assert.rejects(folder.read(memory.ptr, 16, 0), (e: unknown) => (e as { code?: string }).code === "EISDIR");
+}));

@@ -1,0 +1,245 @@
+// Reads of one file into native memory, many at once, on every runtime. Streamed uploads
+// (src/cuda/upload.ts) read model files into pinned staging buffers this way: page cache →
+// memory runs at a few GB/s per thread, so their speed is the number of reads in flight.
+//  - Bun runs node:fs reads on a pool of its own, and so does Deno, but Deno runs one read at a
+//    time per file handle (measured on the H100 host: 4.7 GB/s at any number in flight; on the
+//    2-core CI box 3.8 GB/s with one handle, 9.9 with one per read): each read takes a handle no
+//    other read is using.
+//  - Node runs them on libuv's pool, 4 threads unless UV_THREADPOOL_SIZE said otherwise before
+//    the first file operation (which module loading makes: a library cannot raise it), and
+//    koffi's async calls share those threads. So reads run on worker threads of gpuffi's own,
+//    each a synchronous pread into a view of the native memory.
+import { availableParallelism } from "node:os";
+import { open, type FileHandle } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { backend } from "./backend.ts";
+import { FfiArgumentError } from "./errors.ts";
+import { runtimeName } from "./runtime.ts";
+import type { Pointer } from "./types.ts";
+
+/** An open file whose bytes are read into native memory, up to `concurrency` reads at once. */
+export interface FileReads extends AsyncDisposable {
+  /**
+   * Reads up to `length` bytes at `position` into the native memory at `ptr` (which must stay
+   * valid until the promise settles); resolves with the bytes read, fewer only at the end of the file.
+   */
+  read(ptr: Pointer, length: number, position: number): Promise<number>;
+  /** Closes the file; reads still in flight must have settled. */
+  close(): Promise<void>;
+}
+
+/** Opens `path` for reads into native memory, `concurrency` of them at a time. */
+export async function openFileReads(path: string, concurrency: number): Promise<FileReads> {
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new FfiArgumentError(`openFileReads: concurrency must be a positive integer, got ${concurrency}`);
+  return runtimeName === "node" ? await WorkerReads.open(path, concurrency) : await HandleReads.open(path, concurrency);
+}
+
+function checkRead(ptr: Pointer, length: number, position: number): void {
+  for (const [name, value] of [["ptr", ptr], ["length", length], ["position", position]] as const) {
+    if (!Number.isSafeInteger(value) || value < 0) throw new FfiArgumentError(`FileReads.read: ${name} must be a whole number ≥ 0, got ${value}`);
+  }
+  if (ptr === 0 && length > 0) throw new FfiArgumentError("FileReads.read: NULL destination");
+}
+
+/** Bun and Deno: node:fs reads, each on a file handle no other read in flight uses. */
+class HandleReads implements FileReads {
+  readonly #idle: FileHandle[] = [];
+  readonly #all: FileHandle[] = [];
+  readonly #waiting: ((handle: FileHandle) => void)[] = [];
+
+  private constructor(readonly path: string, readonly concurrency: number) {}
+
+  static async open(path: string, concurrency: number): Promise<HandleReads> {
+    const reads = new HandleReads(path, concurrency);
+    // The first handle now, so that a missing file fails here.
+    const first = await open(path, "r");
+    reads.#all.push(first);
+    reads.#idle.push(first);
+    return reads;
+  }
+
+  async #acquire(): Promise<FileHandle> {
+    const idle = this.#idle.pop();
+    if (idle !== undefined) return idle;
+    if (this.#all.length < this.concurrency) {
+      const handle = await open(this.path, "r");
+      this.#all.push(handle);
+      return handle;
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  #release(handle: FileHandle): void {
+    const next = this.#waiting.shift();
+    if (next !== undefined) next(handle);
+    else this.#idle.push(handle);
+  }
+
+  async read(ptr: Pointer, length: number, position: number): Promise<number> {
+    checkRead(ptr, length, position);
+    if (length === 0) return 0;
+    const into = new Uint8Array(backend.view(ptr, length));
+    const handle = await this.#acquire();
+    try {
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await handle.read(into, done, length - done, position + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done;
+    } finally {
+      this.#release(handle);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#all.splice(0).map((handle) => handle.close()));
+    this.#idle.length = 0;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+// ----- Node: worker threads ---------------------------------------------------------------------
+
+interface ReadRequest {
+  readonly id: number;
+  readonly fd: number;
+  readonly ptr: Pointer;
+  readonly length: number;
+  readonly position: number;
+}
+type ReadReply = { readonly id: number; readonly done: number } | { readonly id: number; readonly error: { message: string; code?: string } };
+
+// CommonJS, evaluated in each worker: a synchronous pread loop into a koffi view of the memory.
+const workerSource = (koffiPath: string) => `
+const { parentPort } = require("node:worker_threads");
+const { readSync } = require("node:fs");
+const koffi = require(${JSON.stringify(koffiPath)});
+parentPort.on("message", ({ id, fd, ptr, length, position }) => {
+  try {
+    const into = new Uint8Array(koffi.view(ptr, length));
+    let done = 0;
+    while (done < length) {
+      const n = readSync(fd, into, done, length - done, position + done);
+      if (n === 0) break;
+      done += n;
+    }
+    parentPort.postMessage({ id, done });
+  } catch (error) {
+    parentPort.postMessage({ id, error: { message: String(error && error.message), code: error && error.code } });
+  }
+});`;
+
+type NodeWorker = import("node:worker_threads").Worker;
+
+interface Reader {
+  readonly worker: NodeWorker;
+  /** The request it works on. */
+  busy: number | undefined;
+}
+
+/**
+ * The process's reader threads, made as reads ask for them (at most the machine's cores) and
+ * kept for later uploads: starting a worker costs tens of milliseconds. An idle one does not
+ * keep the process alive.
+ */
+class ReaderPool {
+  readonly #readers: Reader[] = [];
+  readonly #queue: ReadRequest[] = [];
+  readonly #pending = new Map<number, { resolve: (done: number) => void; reject: (error: Error) => void }>();
+  #nextId = 0;
+  #source: string | undefined;
+
+  constructor(readonly Worker: typeof import("node:worker_threads").Worker) {}
+
+  read(size: number, request: Omit<ReadRequest, "id">): Promise<number> {
+    const id = this.#nextId++;
+    return new Promise<number>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#queue.push({ id, ...request });
+      this.#grow(size);
+      this.#dispatch();
+    });
+  }
+
+  #grow(size: number): void {
+    const want = Math.min(size, availableParallelism());
+    while (this.#readers.length < want && this.#queue.length > this.#readers.filter((r) => r.busy === undefined).length) {
+      this.#source ??= workerSource(createRequire(import.meta.url).resolve("koffi"));
+      const worker = new this.Worker(this.#source, { eval: true });
+      worker.unref();
+      const reader: Reader = { worker, busy: undefined };
+      worker.on("message", (reply: ReadReply) => this.#settle(reader, reply));
+      worker.on("error", (error) => this.#fail(reader, error));
+      worker.on("exit", () => this.#fail(reader, new Error("a gpuffi file reader thread exited")));
+      this.#readers.push(reader);
+    }
+  }
+
+  #dispatch(): void {
+    for (const reader of this.#readers) {
+      if (reader.busy !== undefined) continue;
+      const request = this.#queue.shift();
+      if (request === undefined) return;
+      reader.busy = request.id;
+      // Referenced while it works: an awaited read keeps the process alive.
+      reader.worker.ref();
+      reader.worker.postMessage(request);
+    }
+  }
+
+  #settle(reader: Reader, reply: ReadReply): void {
+    reader.busy = undefined;
+    reader.worker.unref();
+    const pending = this.#pending.get(reply.id);
+    this.#pending.delete(reply.id);
+    if ("error" in reply) {
+      const error = Object.assign(new Error(reply.error.message), reply.error.code === undefined ? {} : { code: reply.error.code });
+      pending?.reject(error);
+    } else {
+      pending?.resolve(reply.done);
+    }
+    this.#dispatch();
+  }
+
+  #fail(reader: Reader, error: Error): void {
+    const at = this.#readers.indexOf(reader);
+    if (at < 0) return;
+    this.#readers.splice(at, 1);
+    if (reader.busy !== undefined) {
+      this.#pending.get(reader.busy)?.reject(error);
+      this.#pending.delete(reader.busy);
+    }
+    this.#dispatch();
+  }
+}
+
+let readerPool: ReaderPool | undefined;
+
+/** Node: one file descriptor, read by the reader threads (pread needs no file position of its own). */
+class WorkerReads implements FileReads {
+  private constructor(readonly handle: FileHandle, readonly concurrency: number, readonly pool: ReaderPool) {}
+
+  static async open(path: string, concurrency: number): Promise<WorkerReads> {
+    readerPool ??= new ReaderPool((await import("node:worker_threads")).Worker);
+    return new WorkerReads(await open(path, "r"), concurrency, readerPool);
+  }
+
+  async read(ptr: Pointer, length: number, position: number): Promise<number> {
+    checkRead(ptr, length, position);
+    if (length === 0) return 0;
+    return this.pool.read(this.concurrency, { fd: this.handle.fd, ptr, length, position });
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
