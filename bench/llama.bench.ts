@@ -12,8 +12,9 @@
 // attached; one warm-up (the whole prompt, or one generated token); the KV cache cleared before
 // every timed repetition; random tokens after BOS; logits of the last token of each decode only;
 // llama_synchronize at the end of the prompt and after every generated token. "generate" adds
-// sampling and the async iterator; "pp512, no threadpool" is gpuffi's default context, kept to
-// show what attaching the pool changes.
+// greedy sampling (on the GPU where the model's logits are computed there, and once more with
+// sampleOnDevice: false, on the CPU) and the async iterator; "pp512, no threadpool" is gpuffi's
+// default context, kept to show what attaching the pool changes.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, hostname } from "node:os";
@@ -134,8 +135,9 @@ function measure(test: { prompt: number; gen: number }, threadpool: boolean): Sa
   }
 }
 
-// generate(): greedy sampling in llama.cpp and the async iterator's turn of the event loop per token.
-async function measureGenerate(): Promise<Samples> {
+// generate(): greedy sampling in llama.cpp (on the GPU, part of each decode, unless sampleOnDevice
+// is false) and the async iterator's turn of the event loop per token.
+async function measureGenerate(sampleOnDevice?: boolean): Promise<Samples> {
   const pool = LlamaThreadpool.create({ llama, threads });
   const context = LlamaContext.create(model, { contextSize: genTokens + 8, threads, threadpool: pool });
   try {
@@ -143,7 +145,7 @@ async function measureGenerate(): Promise<Samples> {
     for (let rep = -1; rep < reps; rep++) {
       context.clearMemory();
       const start = performance.now();
-      const { tokens } = await context.generateText([bos], { maxTokens: genTokens, temperature: 0, stopAtEndOfGeneration: false });
+      const { tokens } = await context.generateText([bos], { maxTokens: genTokens, temperature: 0, stopAtEndOfGeneration: false, sampleOnDevice });
       if (rep >= 0) samples.push(tokens.length / ((performance.now() - start) / 1000));
     }
     return samples;
@@ -170,10 +172,10 @@ const runNodeLlamaCppTurn = async () => {
     nodeLlamaCppFailure = error instanceof Error ? error.message.split("\n")[0] : String(error);
   }
 };
-const gpuffiTurns: { pp: Samples; tg: Samples; ppNoThreadpool: Samples; generate: Samples }[] = [];
+const gpuffiTurns: { pp: Samples; tg: Samples; ppNoThreadpool: Samples; generate: Samples; generateCpuSampling: Samples }[] = [];
 const sides = [
   async () => nativeRuns.push(runLlamaBench()),
-  async () => gpuffiTurns.push({ pp: measure(pp, true), tg: measure(tg, true), ppNoThreadpool: measure(pp, false), generate: await measureGenerate() }),
+  async () => gpuffiTurns.push({ pp: measure(pp, true), tg: measure(tg, true), ppNoThreadpool: measure(pp, false), generate: await measureGenerate(), generateCpuSampling: await measureGenerate(false) }),
   ...(nodeLlamaCpp === undefined ? [] : [runNodeLlamaCppTurn]),
 ];
 for (let turn = 0; turn < turns; turn++) {
@@ -221,7 +223,8 @@ model.dispose();
 const rows = [
   { test: `gpuffi pp${promptTokens}`, native: nativeSamples("pp"), measured: gpuffiSamples("pp") },
   { test: `gpuffi tg${genTokens}`, native: nativeSamples("tg"), measured: gpuffiSamples("tg") },
-  { test: `gpuffi tg${genTokens} via generate()`, native: nativeSamples("tg"), measured: gpuffiSamples("generate") },
+  { test: `gpuffi tg${genTokens} via generate()${model.outputOnGpu ? " (greedy sampled on the GPU)" : ""}`, native: nativeSamples("tg"), measured: gpuffiSamples("generate") },
+  { test: `gpuffi tg${genTokens} via generate(), sampleOnDevice: false`, native: nativeSamples("tg"), measured: gpuffiSamples("generateCpuSampling") },
   { test: `gpuffi pp${promptTokens}, no threadpool`, native: nativeSamples("pp"), measured: gpuffiSamples("ppNoThreadpool") },
   ...(nodeLlamaCppRuns.length === 0 ? [] : [
     { test: `node-llama-cpp pp${promptTokens}`, native: nativeSamples("pp"), measured: childSamples(nodeLlamaCppRuns, "pp") },

@@ -6,8 +6,8 @@
 // The file is written first and read once, so it is in the page cache: the figures are about
 // copies, not the disk. Goal (issue #8): streamed ≥ 5× pageable.
 //   <runtime> bench/upload.bench.ts [OUT_DIR]     GPUFFI_UPLOAD_BYTES=N to change the size
-// On Node, reads run on libuv's pool: 4 threads unless UV_THREADPOOL_SIZE says otherwise, so this
-// script raises it before the first file operation creates the pool.
+// Staged reads run many at once on every runtime (openFileReads; on Node on gpuffi's reader
+// threads, not libuv's pool), so nothing here tunes the runtime: the figures are the library's.
 import { open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +16,6 @@ import { runtimeName, runtimeVersion } from "../src/ffi/index.ts";
 import { CudaContext, PinnedPool, uploadFileRanges, type UploadStrategy } from "../src/cuda/index.ts";
 import { probeGpu } from "../test/cuda/gpu-probe.ts";
 
-process.env.UV_THREADPOOL_SIZE ??= "32";
 const reason = probeGpu().reason;
 if (reason !== undefined) {
   console.log(`upload bench skipped: ${reason}`);

@@ -3,7 +3,7 @@
 # runs the whole test suite and the benchmarks on every runtime that was carried, and leaves
 # logs and figures in $OUT (the device tool brings them back).
 #   device run, carry [".device"]:  scripts/gpu-run.sh [stage ...]
-# Stages (default: all but train, train-cpu, train-multi, abi and notebook): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench kernels-bench llama train train-cpu train-multi abi notebook
+# Stages (default: all but llama-bench, train, train-cpu, train-multi, abi and notebook): tests ffi-bench cuda-bench pool-bench gemm-bench upload-bench kernels-bench llama llama-bench train train-cpu train-multi abi notebook
 # `abi` runs the ABI check (scripts/check-abi.ts) against this machine's CUDA, cuBLAS, NCCL, NVML
 # and NVRTC headers; carry .cache/llama-headers-* for llama.cpp's (the machine has no network).
 # `train-cpu` compares CPU training with PyTorch+PEFT on the machine's cores, on node-llama-cpp's
@@ -14,8 +14,14 @@
 # relative); the data-parallel GPU tests run first. It needs the CUDA llama.cpp build (--llama).
 # (GPUFFI_TEST_FILTER="pool cublas" limits the tests stage to those files)
 # `llama` builds llama.cpp for CUDA from .device/llama-src.tar.xz (packed with --llama), runs the
-# llama tests against that build and the llama.cpp benchmark against native llama-bench (and
-# node-llama-cpp on the same build when .device/node-llama-cpp.tar.xz was packed).
+# llama tests against that build (GPUFFI_LLAMA_TESTS="llama/generate" narrows them; default
+# "ggml/ llama/ lora/") and the llama.cpp benchmark (pp512, tg128, generate()) against native
+# llama-bench on every packed runtime (and node-llama-cpp on the same build, from Bun or Node, when
+# .device/node-llama-cpp.tar.xz was packed). `llama-bench` is the same without the tests.
+# ffi-bench, cuda-bench, pool-bench, upload-bench and the llama benchmark write a result file per
+# runtime (…-<label>-<runtime>.*), each with its C or native anchor measured in the same run.
+# The device tool brings back at most 8 files: when there are more, they travel as one archive,
+# gpu-run-<label>.tgz, beside device-<label>.txt.
 # `notebook` runs docs/notebooks/gpu.ipynb on Deno (packed: deno --llama) against that CUDA build
 # and leaves it with its outputs as notebook-gpu-<label>.ipynb: copy it over the committed one.
 # Every file it leaves in $OUT is named after the machine it ran on: a label such as h200, from
@@ -76,11 +82,11 @@ llama_dir=/tmp/gpuffi-llama
 models=/tmp/gpuffi-models
 # NVLink multicast stays off in everything started here (NCCL reads it; gpuffi also sets it).
 export NCCL_NVLS_ENABLE=0
-if { want llama || want train || want train-multi || want notebook; } && [ -f .device/llama-src.tar.xz ]; then
+if { want llama || want llama-bench || want train || want train-multi || want notebook; } && [ -f .device/llama-src.tar.xz ]; then
   scripts/build-llama.sh --cuda --rpc --arch 90a --src .device/llama-src.tar.xz --out "$llama_dir" --jobs "$(nproc)" > "$out/llama-build-$label.log" 2>&1 &
   llama_build=$!
 fi
-if { want llama || want train; } && [ -n "${llama_build:-}" ]; then
+if { want llama || want llama-bench || want train; } && [ -n "${llama_build:-}" ]; then
   mkdir -p "$models"
   ( run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-model "$models/tinyllama-shape-f16.gguf" --embd 2048 --layers 22 --heads 32 --kv-heads 4 --ff 5632 --ctx 2048 --type f16 --vocab 32000 &&
     run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-lora "$models/tinyllama-shape-f16.gguf" "$models/lora-a.gguf" --rank 16 --alpha 32 --seed 1 &&
@@ -115,10 +121,9 @@ if [ -n "${llama_build:-}" ]; then
   if [ -n "${llama_models:-}" ]; then wait "$llama_models"; echo "benchmark models exit $?"; fi
 fi
 
-if want ffi-bench; then
-  runner scripts/bench.mjs --runtimes "$list" --label "$label" --out "$out" 2>&1 | tail -6
-fi
 for name in "${runtimes[@]}"; do
+  # Its own C anchor in each run: ffi-<label>-<runtime>.{md,json}.
+  if want ffi-bench; then runner scripts/bench.mjs --runtimes "$name" --label "$label-$name" --out "$out" 2>&1 | tail -2; fi
   if want cuda-bench; then run_ts "$name" bench/cuda.bench.ts .cache/bench/cuda_anchor > "$out/cuda-bench-$label-$name.txt" 2>&1; tail -8 "$out/cuda-bench-$label-$name.txt"; fi
   if want pool-bench && [ -f bench/pool.bench.ts ]; then
     [ -f .cache/bench/pool_anchor ] || nvcc -O2 -o .cache/bench/pool_anchor bench/c/pool_anchor.cu 2>/dev/null
@@ -189,17 +194,25 @@ if want train-multi && [ -x "$llama_dir/llama-bench" ]; then
   run_ts "${runtimes[0]}" bench/train-multi.ts "$records" "$out/train-multi-$label.md"; echo "loss equality exit $?"
   cp "$records" "$out/train-multi-$label.jsonl"
 fi
-if want llama && [ -x "$llama_dir/llama-bench" ]; then
-  for name in "${runtimes[@]}"; do
-    GPUFFI_LLAMA_DIR=$llama_dir run_ts "$name" test/run.ts ggml/ llama/ lora/ > "$out/llama-tests-$label-$name.log" 2>&1; grep -E "✗|#summary" "$out/llama-tests-$label-$name.log"
-  done
+if { want llama || want llama-bench; } && [ -x "$llama_dir/llama-bench" ]; then
+  if want llama; then
+    for name in "${runtimes[@]}"; do
+      GPUFFI_LLAMA_DIR=$llama_dir run_ts "$name" test/run.ts ${GPUFFI_LLAMA_TESTS:-ggml/ llama/ lora/} > "$out/llama-tests-$label-$name.log" 2>&1; grep -E "✗|#summary" "$out/llama-tests-$label-$name.log"
+    done
+  fi
   nlc=()
   if [ -f .device/node-llama-cpp.tar.xz ]; then
     mkdir -p /tmp/gpuffi-nlc && tar xJf .device/node-llama-cpp.tar.xz -C /tmp/gpuffi-nlc && nlc=(--node-llama-cpp /tmp/gpuffi-nlc/node_modules)
   fi
-  GPUFFI_LLAMA_DIR=$llama_dir run_ts "${runtimes[0]}" bench/llama.bench.ts "$llama_dir/llama-bench" "$models/tinyllama-shape-f16.gguf" "$out" \
-    --lora-a "$models/lora-a.gguf" --lora-b "$models/lora-b.gguf" "${nlc[@]}" --label "$label" > "$out/llama-bench-$label.txt" 2>&1
-  tail -15 "$out/llama-bench-$label.txt"
+  # On every packed runtime, each against llama-bench in its own run: llama-<label>-<runtime>.{md,json}.
+  # node-llama-cpp runs as a child of the benchmark's runtime, which Deno cannot be.
+  for name in "${runtimes[@]}"; do
+    guest=("${nlc[@]}")
+    [ "$name" = deno ] && guest=()
+    GPUFFI_LLAMA_DIR=$llama_dir run_ts "$name" bench/llama.bench.ts "$llama_dir/llama-bench" "$models/tinyllama-shape-f16.gguf" "$out" \
+      --lora-a "$models/lora-a.gguf" --lora-b "$models/lora-b.gguf" "${guest[@]}" --label "$label" > "$out/llama-bench-$label-$name.txt" 2>&1
+    tail -12 "$out/llama-bench-$label-$name.txt"
+  done
 fi
 if want notebook; then
   if [ -x "$rt/deno" ] && [ -x "$llama_dir/llama-bench" ]; then
@@ -208,5 +221,10 @@ if want notebook; then
   else
     echo "notebook: needs Deno and the llama.cpp source packed (scripts/pack-device.sh deno --llama)"
   fi
+fi
+# The device tool brings back at most 8 files: more travel as one archive (device-<label>.txt stays beside it).
+if [ "$(find "$out" -maxdepth 1 -type f | wc -l)" -gt 8 ]; then
+  ( cd "$out" && find . -maxdepth 1 -type f ! -name "gpu-run-$label.tgz" -printf '%P\n' | sort | tar czf "gpu-run-$label.tgz" -T - &&
+    find . -maxdepth 1 -type f ! -name "gpu-run-$label.tgz" ! -name "device-$label.txt" -delete )
 fi
 ls -la "$out"

@@ -9,7 +9,9 @@
 # and the CPU package's llama-addon.node, for bench/node-llama-cpp.bench.mjs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-grep -qx '/.device/' .git/info/exclude 2>/dev/null || echo '/.device/' >> .git/info/exclude
+# (A worktree's .git is a file: ask git where its exclude file is.)
+exclude=$(git rev-parse --git-path info/exclude)
+grep -qx '/.device/' "$exclude" 2>/dev/null || echo '/.device/' >> "$exclude"
 rm -rf .device && mkdir -p .device
 for what in "$@"; do
   case "$what" in
