@@ -18,6 +18,7 @@
 # "ggml/ llama/ lora/") and the llama.cpp benchmark (pp512, tg128, generate()) against native
 # llama-bench on every packed runtime (and node-llama-cpp on the same build, from Bun or Node, when
 # .device/node-llama-cpp.tar.xz was packed). `llama-bench` is the same without the tests.
+# GPUFFI_LLAMA_BENCH_ARGS="--turns 2 --reps 10" shortens the benchmark (default 3 turns of 20).
 # ffi-bench, cuda-bench, pool-bench, upload-bench and the llama benchmark write a result file per
 # runtime (…-<label>-<runtime>.*), each with its C or native anchor measured in the same run.
 # The device tool brings back at most 8 files: when there are more, they travel as one archive,
@@ -210,7 +211,7 @@ if { want llama || want llama-bench; } && [ -x "$llama_dir/llama-bench" ]; then
     guest=("${nlc[@]}")
     [ "$name" = deno ] && guest=()
     GPUFFI_LLAMA_DIR=$llama_dir run_ts "$name" bench/llama.bench.ts "$llama_dir/llama-bench" "$models/tinyllama-shape-f16.gguf" "$out" \
-      --lora-a "$models/lora-a.gguf" --lora-b "$models/lora-b.gguf" "${guest[@]}" --label "$label" > "$out/llama-bench-$label-$name.txt" 2>&1
+      --lora-a "$models/lora-a.gguf" --lora-b "$models/lora-b.gguf" "${guest[@]}" --label "$label" ${GPUFFI_LLAMA_BENCH_ARGS:-} > "$out/llama-bench-$label-$name.txt" 2>&1
     tail -12 "$out/llama-bench-$label-$name.txt"
   done
 fi

@@ -40,11 +40,11 @@ function fieldTypes(type: FieldType): NativeType[] {
 
 /**
  * Deno's fast call takes a 64-bit integer argument as a bigint: a number there sends the whole
- * call down its slow path (100–270 ns instead of 17 for a one-pointer call, measured on the
- * 2-core CI box; bench/results/hot-paths-cpu.md). Pointers are numbers in gpuffi, so each
- * 64-bit parameter converts, remembering its last value: a loop passing the same context or
- * scratch pointer pays a comparison, not a BigInt allocation. Values that are not safe integers
- * pass unchanged, for Deno's own error.
+ * call down its slow path (100–270 ns instead of 17 for a one-pointer call on the 2-core CI box;
+ * bench/results/hot-paths-cpu-before-after.md). Pointers are numbers in gpuffi, so each 64-bit
+ * parameter converts, remembering its last value: a loop passing the same context or scratch
+ * pointer pays a comparison, not a BigInt allocation. Values that are not safe integers pass
+ * unchanged, for Deno's own error.
  */
 function toBigIntArgument(): Converter {
   let lastNumber = 0;

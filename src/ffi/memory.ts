@@ -113,8 +113,8 @@ export class Out<T extends number | bigint> {
  * table entry with `symbol:` keeps the `buffer` form too), pass `.ptr`, read `.value`. A call
  * whose arguments are all numbers takes each runtime's fast path, where a typed array does not:
  * koffi's fast call excludes pointer-typed parameters, and Deno's takes a typed array more
- * slowly than an address (one-argument call on the 2-core CI box: Node 28 ns instead of 44,
- * Deno 12 instead of 20, Bun the same). Allocate it once and reuse it; dispose frees it.
+ * slowly than an address (a bare one-argument call on the 2-core CI box: Node 31 ns instead of
+ * 46, Deno 12 instead of 18, Bun the same; bench/results/hot-paths-cpu.md). Allocate it once and reuse it; dispose frees it.
  */
 export class NativeOut<T extends number | bigint> implements Disposable {
   /** The address C writes to. */
