@@ -61,16 +61,16 @@ export function writeStructAt<F extends StructFields>(type: StructType<F>, ptr: 
 
 /** How each kind of out-parameter is stored (one element of a typed array) and read. */
 const outKinds = {
-  i32: { array: Int32Array, read: (b: Int32Array) => b[0]! },
-  u32: { array: Uint32Array, read: (b: Uint32Array) => b[0]! },
-  i64: { array: BigInt64Array, read: (b: BigInt64Array) => b[0]! },
-  u64: { array: BigUint64Array, read: (b: BigUint64Array) => b[0]! },
-  f32: { array: Float32Array, read: (b: Float32Array) => b[0]! },
-  f64: { array: Float64Array, read: (b: Float64Array) => b[0]! },
-  bool: { array: Uint8Array, read: (b: Uint8Array) => b[0]! },
+  i32: { array: Int32Array, read: (b: Int32Array): number => b[0]! },
+  u32: { array: Uint32Array, read: (b: Uint32Array): number => b[0]! },
+  i64: { array: BigInt64Array, read: (b: BigInt64Array): bigint => b[0]! },
+  u64: { array: BigUint64Array, read: (b: BigUint64Array): bigint => b[0]! },
+  f32: { array: Float32Array, read: (b: Float32Array): number => b[0]! },
+  f64: { array: Float64Array, read: (b: Float64Array): number => b[0]! },
+  bool: { array: Uint8Array, read: (b: Uint8Array): number => b[0]! },
   // void ** and size_t *: numbers, as gpuffi's pointers and sizes are.
-  pointer: { array: BigUint64Array, read: (b: BigUint64Array) => Number(b[0]!) },
-  size: { array: BigUint64Array, read: (b: BigUint64Array) => Number(b[0]!) },
+  pointer: { array: BigUint64Array, read: (b: BigUint64Array): number => Number(b[0]!) },
+  size: { array: BigUint64Array, read: (b: BigUint64Array): number => Number(b[0]!) },
 } as const;
 
 /** The kinds of out-parameter: `pointer` is `void **`, `size` is `size_t *`. */
