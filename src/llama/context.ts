@@ -325,6 +325,8 @@ export class LlamaContext extends NativeResource {
     const held = this.#held.deviceSamplers;
     const attached = held.get(sequence);
     if (attached !== undefined || !this.#deviceSampling) return attached;
+    // Another generation's step is sampled first: attaching changes what the next decode computes.
+    this.#settleStep();
     const sampler = LlamaSampler.create(this.model, { temperature: 0 });
     if (!this.#symbols.llama_set_sampler(this.ptr, sequence, sampler.ptr)) {
       sampler.dispose();
@@ -337,7 +339,7 @@ export class LlamaContext extends NativeResource {
 
   /**
    * Samples the step of a generation decoded but not sampled yet, if any: before another decode
-   * (llama.cpp keeps the outputs of the last decode only) and before a sampler is detached.
+   * (llama.cpp keeps the outputs of the last decode only) and before a sampler is attached or detached.
    */
   #settleStep(): void {
     const step = this.#unsampled;
