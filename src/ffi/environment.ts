@@ -3,10 +3,11 @@
 import { openLibrary } from "./library.ts";
 import { defineSymbols } from "./types.ts";
 
-export const libcEnvironment = defineSymbols({
+const libcEnvironmentTable = {
   // int setenv(const char *name, const char *value, int overwrite);
   setenv: { parameters: ["cstring", "cstring", "i32"], result: "i32" },
-});
+} as const;
+export const libcEnvironment: typeof libcEnvironmentTable = defineSymbols(libcEnvironmentTable);
 
 function processEnv(): Record<string, string | undefined> | undefined {
   return (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;

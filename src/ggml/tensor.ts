@@ -202,7 +202,8 @@ export class Tensor {
   }
 
   /** Sets every byte (of `byteLength` bytes at `byteOffset`) to `value`. */
-  fill(value = 0, byteOffset = 0, byteLength = this.byteLength - byteOffset): void {
+  fill(value = 0, byteOffset = 0, byteLength?: number): void {
+    byteLength ??= this.byteLength - byteOffset;
     this.#checkData(new Uint8Array(byteLength), byteOffset, "fill");
     this.ctx.lib.symbols.ggml_backend_tensor_memset(this.ptr, value, byteOffset, byteLength);
   }
