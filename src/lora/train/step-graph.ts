@@ -33,31 +33,40 @@ export class LossGraph implements Disposable {
     // A llama block is about 60 nodes, each adapted projection 4 more; the backward pass triples that.
     const nodes = (2 + shape.layers) * (64 + 4 * parts.lora.targets.length) * (train ? 4 : 1) + 64;
     const size = Math.max(2048, 2 ** Math.ceil(Math.log2(nodes * 2)));
-    this.#ctx = new GgmlContext(lib, { tensors: size * 2, graphs: { count: 1, size, grads: train } });
-    const persistentCtx = new GgmlContext(lib, { tensors: 2 });
-    const labels = persistentCtx.tensor(TensorType.F32, [shape.vocab, seqLen * batch], "labels");
-    const seed = persistentCtx.tensor(TensorType.F32, [1], "loss seed");
-    this.#persistent = { ctx: persistentCtx, buffer: BackendBuffer.allocate(persistentCtx, backends[0]!), labels, seed };
-    this.#inputs = batchInputs(this.#ctx, seqLen, batch, labels);
-    // On the CPU the backward pass multiplies with transposes (BaseWeights explains why).
-    const transposes = train && parts.base.transposed.size > 0 ? new Map(parts.base.transposed) : undefined;
-    this.#loss = buildLlamaLoss(this.#ctx, parts, this.#inputs, transposes);
-    this.#graph = this.#ctx.graph(size, { grads: train }).expand(this.#loss);
-    for (const [source, transposed] of transposes ?? []) if (!parts.base.transposed.has(source)) this.#graph.expand(transposed);
-    if (train) {
-      const accumulators = new Map<Tensor, Tensor>([[this.#loss, seed]]);
-      for (const p of parts.lora.parameters) accumulators.set(p.value, p.grad);
-      this.#graph.backward(this.#ctx, accumulators);
-      // Gradients must reach the accumulators even where a parameter's gradient is not otherwise used.
-      for (const p of parts.lora.parameters) {
-        const grad = this.#graph.grad(p.value);
-        if (grad === undefined) throw new TrainingError("ERR_TRAIN_GRAPH", `${p.name} does not influence the loss`);
-        this.#graph.expand(grad);
+    // What is made here is freed here if a later part fails (an allocation that does not fit):
+    // the labels alone can be gigabytes of device memory.
+    const made: Disposable[] = [];
+    const keep = <T extends Disposable>(resource: T): T => (made.push(resource), resource);
+    try {
+      this.#ctx = keep(new GgmlContext(lib, { tensors: size * 2, graphs: { count: 1, size, grads: train } }));
+      const persistentCtx = keep(new GgmlContext(lib, { tensors: 2 }));
+      const labels = persistentCtx.tensor(TensorType.F32, [shape.vocab, seqLen * batch], "labels");
+      const seed = persistentCtx.tensor(TensorType.F32, [1], "loss seed");
+      this.#persistent = { ctx: persistentCtx, buffer: keep(BackendBuffer.allocate(persistentCtx, backends[0]!)), labels, seed };
+      this.#inputs = batchInputs(this.#ctx, seqLen, batch, labels);
+      // On the CPU the backward pass multiplies with transposes (BaseWeights explains why).
+      const transposes = train && parts.base.transposed.size > 0 ? new Map(parts.base.transposed) : undefined;
+      this.#loss = buildLlamaLoss(this.#ctx, parts, this.#inputs, transposes);
+      this.#graph = this.#ctx.graph(size, { grads: train }).expand(this.#loss);
+      for (const [source, transposed] of transposes ?? []) if (!parts.base.transposed.has(source)) this.#graph.expand(transposed);
+      if (train) {
+        const accumulators = new Map<Tensor, Tensor>([[this.#loss, seed]]);
+        for (const p of parts.lora.parameters) accumulators.set(p.value, p.grad);
+        this.#graph.backward(this.#ctx, accumulators);
+        // Gradients must reach the accumulators even where a parameter's gradient is not otherwise used.
+        for (const p of parts.lora.parameters) {
+          const grad = this.#graph.grad(p.value);
+          if (grad === undefined) throw new TrainingError("ERR_TRAIN_GRAPH", `${p.name} does not influence the loss`);
+          this.#graph.expand(grad);
+        }
+        this.transposedProducts = transposes === undefined ? 0 : this.#graph.transposeProducts(transposes);
       }
-      this.transposedProducts = transposes === undefined ? 0 : this.#graph.transposeProducts(transposes);
+      this.#sched = keep(new Scheduler(backends, { graphSize: size }));
+      this.#sched.allocate(this.#graph);
+    } catch (error) {
+      for (const resource of made.reverse()) resource[Symbol.dispose]();
+      throw error;
     }
-    this.#sched = new Scheduler(backends, { graphSize: size });
-    this.#sched.allocate(this.#graph);
     this.#mask = new Float32Array(seqLen * seqLen);
     for (let q = 0; q < seqLen; q++) for (let k = q + 1; k < seqLen; k++) this.#mask[q * seqLen + k] = -Infinity;
     this.#positions = new Int32Array(seqLen * batch).map((_, i) => i % seqLen);
