@@ -469,7 +469,8 @@ export class ComputeGraph {
     this.live;
     let rewritten = 0;
     const used = new Set<Tensor>();
-    for (let i = 0; i < this.nodeCount; i++) {
+    const n = this.nodeCount;
+    for (let i = 0; i < n; i++) {
       const node = this.node(i);
       if (node.op !== GgmlOp.outProd || node.type !== TensorType.F32) continue;
       const copy = transposed.get(node.sourcePtr(0));

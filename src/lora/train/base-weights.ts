@@ -101,9 +101,11 @@ export class BaseWeights implements Disposable {
       for (const [name, tensor] of byName) {
         const info = file.tensor(name);
         const bytes = await file.readTensor(name);
-        tensor.write(tensor.type === info.type ? bytes : toF32(bytes, info.type, name));
+        // Stored as F32: the file's values, widened where they are not F32 (a view where they are).
+        const values = tensor.type === TensorType.F32 ? toF32(bytes, info.type, name) : bytes;
+        tensor.write(values);
         const copy = transposed.get(name);
-        if (copy !== undefined) copy.write(transpose(toF32(bytes, info.type, name), info.shape[0]!, info.shape[1]!));
+        if (copy !== undefined) copy.write(transpose(values as Float32Array, info.shape[0]!, info.shape[1]!));
       }
     } catch (error) {
       buffer?.dispose();
