@@ -3,8 +3,9 @@
 //    three (float *, float, unsigned int), grid 1, block 1, on a non-blocking stream, over bursts
 //    of 100 launches with the stream drained between bursts (median burst), so the launch queue
 //    never fills and the host cost is what is timed; against cuLaunchKernel from C on the same
-//    CUBIN (bench/c/kernel_launch.cu; goal ≤ 1.3× on Bun and Deno, ≤ 2× on Node) and against
-//    PyTorch's smallest kernels (bench/torch_launch.py: fill_, add_, x + 1), where torch imports;
+//    CUBIN (bench/c/kernel_launch.cu; goal ≤ 1.3× on Bun and Deno, ≤ 2× on Node) in 5 rounds
+//    taken in turn with gpuffi's, beside the runtime's bare FFI call of cuLaunchKernel (the
+//    runtime's own floor), and against PyTorch's smallest kernels (bench/torch_launch.py: fill_, add_, x + 1), where torch imports;
 //  - bandwidth: scale_add (y = a·x + y) on 1 GiB arrays (2^28 floats each), CUDA events around
 //    10 launches, best of 5, as GB/s of the 12 bytes per element moved; goal ≥ 0.97× of C's;
 //  - compile: NVRTC's time for the benchmark's source, and the same source from the disk cache.
@@ -19,7 +20,9 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { runtimeName, runtimeVersion } from "../src/ffi/index.ts";
 import { type CudaStream, CudaContext, type Kernel, KernelModule, clearMemoryCache, compile } from "../src/cuda/index.ts";
+import { driverLibrary } from "../src/cuda/device.ts";
 import { benchSource } from "../test/cuda/kernels/kernel-sources.ts";
+import { rawEmptyLaunch } from "./raw-ffi.ts";
 
 const resultsDir = process.argv[2];
 if (!resultsDir) throw new Error("usage: bench/kernels.bench.ts RESULTS_DIR [path/to/kernel_launch] (build it: nvcc -O2 -o .cache/bench/kernel_launch bench/c/kernel_launch.cu -lcuda)");
@@ -70,9 +73,31 @@ function launchNs(launch: () => void, s: CudaStream): number {
   return median(times);
 }
 
+// The image the C anchor loads: the same machine code as gpuffi's.
+const image = join(tmpdir(), `gpuffi-bench-${process.pid}.${compiled.kind}`);
+writeFileSync(image, compiled.image);
+const anchor = (elements: number) => JSON.parse(execFileSync(anchorPath!, [image, String(elements), String(bursts), String(calls)], { encoding: "utf8" })) as { emptyNs: number; emptyArgsNs: number; scaleAddGBps: number | null };
+
+// Launch cost moves with the machine's state by more than the differences timed here, so the
+// sides take turns: a round of gpuffi, the bare FFI call and the C anchor (its own process), each
+// side's figure the median of its rounds.
 const one = { grid: 1, block: 1, stream };
-const emptyNs = launchNs(() => empty.launch(one), stream);
-const emptyArgsNs = launchNs(() => emptyArgs.launch(one, x, 2, 1), stream);
+const rawEmpty = await rawEmptyLaunch(driverLibrary().path, empty.function, stream.handle);
+const rounds = 5;
+const launches = { gpuffiEmpty: [] as number[], gpuffiEmptyArgs: [] as number[], rawEmpty: [] as number[], cEmpty: [] as number[], cEmptyArgs: [] as number[] };
+for (let round = 0; round < rounds; round++) {
+  launches.gpuffiEmpty.push(launchNs(() => empty.launch(one), stream));
+  launches.rawEmpty.push(launchNs(rawEmpty, stream));
+  launches.gpuffiEmptyArgs.push(launchNs(() => emptyArgs.launch(one, x, 2, 1), stream));
+  if (anchorPath) {
+    const c = anchor(0);
+    launches.cEmpty.push(c.emptyNs);
+    launches.cEmptyArgs.push(c.emptyArgsNs);
+  }
+}
+const emptyNs = median(launches.gpuffiEmpty);
+const emptyArgsNs = median(launches.gpuffiEmptyArgs);
+const rawEmptyNs = median(launches.rawEmpty);
 
 function scaleAddGBps(kernel: Kernel<readonly ["ptr", "ptr", "f32", "u64"]>): number {
   const config = { grid: n / 256, block: 256, stream };
@@ -90,14 +115,10 @@ function scaleAddGBps(kernel: Kernel<readonly ["ptr", "ptr", "f32", "u64"]>): nu
 const gbps = scaleAddGBps(scaleAdd);
 
 let c: { emptyNs: number; emptyArgsNs: number; scaleAddGBps: number } | undefined;
-if (anchorPath) {
-  const image = join(tmpdir(), `gpuffi-bench-${process.pid}.${compiled.kind}`);
-  writeFileSync(image, compiled.image);
-  try {
-    c = JSON.parse(execFileSync(anchorPath, [image, String(n), String(bursts), String(calls)], { encoding: "utf8" }));
-  } finally {
-    rmSync(image, { force: true });
-  }
+try {
+  if (anchorPath) c = { emptyNs: median(launches.cEmpty), emptyArgsNs: median(launches.cEmptyArgs), scaleAddGBps: anchor(n).scaleAddGBps! };
+} finally {
+  rmSync(image, { force: true });
 }
 
 const torchScript = fileURLToPath(new URL("./torch_launch.py", import.meta.url));
@@ -113,20 +134,24 @@ const figures = {
   kind: compiled.kind,
   compileMs,
   diskCacheMs: diskMs,
-  launch: { bursts, calls, gpuffiEmptyNs: emptyNs, gpuffiEmptyArgsNs: emptyArgsNs, cEmptyNs: c?.emptyNs, cEmptyArgsNs: c?.emptyArgsNs },
+  launch: { bursts, calls, rounds, gpuffiEmptyNs: emptyNs, gpuffiEmptyArgsNs: emptyArgsNs, rawEmptyNs, cEmptyNs: c?.emptyNs, cEmptyArgsNs: c?.emptyArgsNs, everyRound: launches },
   bandwidth: { bytesPerArray: n * 4, gpuffiGBps: gbps, cGBps: c?.scaleAddGBps },
   torch: torch ?? { skipped: torchReason },
 };
 const ratio = (a: number, b: number | undefined) => (b === undefined ? "—" : `${(a / b).toFixed(2)}×`);
+const us1 = (ns: number) => (ns / 1000).toFixed(2);
 const us = (ns: number | undefined) => (ns === undefined ? "—" : `${(ns / 1000).toFixed(2)} µs`);
 const table = `## Kernels through gpuffi — ${figures.runtime} on ${figures.device}
 
 NVRTC ${figures.nvrtc}, ${figures.kind.toUpperCase()} for ${figures.arch}: compile ${compileMs.toFixed(0)} ms, from the disk cache ${diskMs.toFixed(1)} ms.
 
-| launch (host time per launch, median of ${bursts} bursts of ${calls}) | gpuffi | C cuLaunchKernel | gpuffi / C |
+| launch (host time per launch: median of ${rounds} interleaved rounds, each the median of ${bursts} bursts of ${calls}) | gpuffi | C cuLaunchKernel | gpuffi / C |
 |---|---|---|---|
 | empty kernel, no parameters | ${us(emptyNs)} | ${us(c?.emptyNs)} | ${ratio(emptyNs, c?.emptyNs)} |
+| the same through ${runtimeName}'s bare FFI (handles as integers, made once) | ${us(rawEmptyNs)} | | ${ratio(rawEmptyNs, c?.emptyNs)} |
 | empty kernel, (float *, float, unsigned) | ${us(emptyArgsNs)} | ${us(c?.emptyArgsNs)} | ${ratio(emptyArgsNs, c?.emptyArgsNs)} |
+
+Every round, µs — gpuffi empty: ${launches.gpuffiEmpty.map(us1).join(", ")}; bare FFI: ${launches.rawEmpty.map(us1).join(", ")}; C empty: ${launches.cEmpty.map(us1).join(", ") || "—"}
 ${torch ? `| PyTorch ${torch.torch}: x.fill_(1) / x.add_(1) / x + 1 on one element | | | ${torch.fillUs.toFixed(2)} / ${torch.addUs.toFixed(2)} / ${torch.addOutOfPlaceUs.toFixed(2)} µs |` : `| PyTorch | skipped: ${torchReason} | | |`}
 
 | bandwidth | gpuffi | C | gpuffi / C |

@@ -63,3 +63,25 @@ export function timeOutParameter(raw: RawOutParameter, gpuffi: () => number): { 
   }, 1_000_000, 25);
   return { gpuffi: ns.gpuffi!, rawBuffer: ns.rawBuffer!, rawAddress: ns.rawAddress! };
 }
+
+/**
+ * `cuLaunchKernel` bound by the runtime's FFI with every handle as an integer: the bare launch
+ * of a kernel without parameters (grid 1, block 1) on `stream`, the floor under Kernel.launch.
+ */
+export async function rawEmptyLaunch(path: string, fn: number, stream: number): Promise<() => number> {
+  const types = ["usize", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "usize", "usize", "usize"] as const;
+  if (runtimeName === "bun") {
+    const { dlopen } = await import("bun:ffi");
+    const launch = dlopen(path, { cuLaunchKernel: { args: types.map((t) => (t === "usize" ? "ptr" : t)) as never, returns: "i32" } }).symbols.cuLaunchKernel as unknown as (...a: number[]) => number;
+    return () => launch(fn, 1, 1, 1, 1, 1, 1, 0, stream, 0, 0);
+  }
+  if (runtimeName === "deno") {
+    const launch = Deno.dlopen(path, { cuLaunchKernel: { parameters: [...types], result: "i32" } }).symbols.cuLaunchKernel as (...a: (number | bigint)[]) => number;
+    // Deno's fast calls take 64-bit integers as bigints: made once, outside the loop.
+    const [f, s] = [BigInt(fn), BigInt(stream)];
+    return () => launch(f, 1, 1, 1, 1, 1, 1, 0, s, 0n, 0n);
+  }
+  const lib = createRequire(import.meta.url)("koffi").load(path) as import("koffi").LibraryHandle;
+  const launch = lib.func("cuLaunchKernel", "int", ["uintptr_t", "uint32_t", "uint32_t", "uint32_t", "uint32_t", "uint32_t", "uint32_t", "uint32_t", "uintptr_t", "uintptr_t", "uintptr_t"]) as (...a: number[]) => number;
+  return () => launch(fn, 1, 1, 1, 1, 1, 1, 0, stream, 0, 0);
+}

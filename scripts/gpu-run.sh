@@ -79,15 +79,21 @@ cat "$out/device-$label.txt"
 
 # The llama.cpp build takes minutes of CPU: start it first and let the GPU tests run meanwhile;
 # the benchmark model (TinyLlama's shape, random F16 weights) and two adapters are made meanwhile too.
-llama_dir=/tmp/gpuffi-llama
-models=/tmp/gpuffi-models
+# GPUFFI_LLAMA_BUILD and GPUFFI_MODELS name where they go: a folder in the repo that git ignores
+# (.cache/…) outlives the call while the machine stays warm, so the next call, with another
+# runtime packed, reuses the build and the models instead of making them again.
+llama_dir=${GPUFFI_LLAMA_BUILD:-/tmp/gpuffi-llama}
+models=${GPUFFI_MODELS:-/tmp/gpuffi-models}
 # NVLink multicast stays off in everything started here (NCCL reads it; gpuffi also sets it).
 export NCCL_NVLS_ENABLE=0
-if { want llama || want llama-bench || want train || want train-multi || want notebook; } && [ -f .device/llama-src.tar.xz ]; then
+if [ -x "$llama_dir/llama-bench" ]; then
+  echo "llama.cpp: reusing the build in $llama_dir"
+elif { want llama || want llama-bench || want train || want train-multi || want notebook; } && [ -f .device/llama-src.tar.xz ]; then
   scripts/build-llama.sh --cuda --rpc --arch 90a --src .device/llama-src.tar.xz --out "$llama_dir" --jobs "$(nproc)" > "$out/llama-build-$label.log" 2>&1 &
   llama_build=$!
 fi
-if { want llama || want llama-bench || want train; } && [ -n "${llama_build:-}" ]; then
+llama_coming() { [ -x "$llama_dir/llama-bench" ] || [ -n "${llama_build:-}" ]; }
+if { want llama || want llama-bench || want train; } && llama_coming && [ ! -f "$models/lora-b.gguf" ]; then
   mkdir -p "$models"
   ( run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-model "$models/tinyllama-shape-f16.gguf" --embd 2048 --layers 22 --heads 32 --kv-heads 4 --ff 5632 --ctx 2048 --type f16 --vocab 32000 &&
     run_ts "${runtimes[0]}" src/cli/main.ts make-tiny-lora "$models/tinyllama-shape-f16.gguf" "$models/lora-a.gguf" --rank 16 --alpha 32 --seed 1 &&
@@ -119,15 +125,15 @@ if want gemm-bench; then
 fi
 if [ -n "${llama_build:-}" ]; then
   wait "$llama_build"; echo "llama.cpp build exit $? ($(grep -c '\.so' "$out/llama-build-$label.log") lines naming libraries)"
-  if [ -n "${llama_models:-}" ]; then wait "$llama_models"; echo "benchmark models exit $?"; fi
 fi
+if [ -n "${llama_models:-}" ]; then wait "$llama_models"; echo "benchmark models exit $?"; fi
 
 for name in "${runtimes[@]}"; do
   # Its own C anchor in each run: ffi-<label>-<runtime>.{md,json}.
   if want ffi-bench; then runner scripts/bench.mjs --runtimes "$name" --label "$label-$name" --out "$out" 2>&1 | tail -2; fi
   if want cuda-bench; then run_ts "$name" bench/cuda.bench.ts .cache/bench/cuda_anchor > "$out/cuda-bench-$label-$name.txt" 2>&1; tail -8 "$out/cuda-bench-$label-$name.txt"; fi
   if want pool-bench && [ -f bench/pool.bench.ts ]; then
-    [ -f .cache/bench/pool_anchor ] || nvcc -O2 -o .cache/bench/pool_anchor bench/c/pool_anchor.cu 2>/dev/null
+    nvcc -O2 -o .cache/bench/pool_anchor bench/c/pool_anchor.cu 2>/dev/null
     run_ts "$name" bench/pool.bench.ts .cache/bench/pool_anchor > "$out/pool-bench-$label-$name.txt" 2>&1; tail -8 "$out/pool-bench-$label-$name.txt"
   fi
   # PyTorch (bench/torch_matmul.py) and the C anchor (bench/c/gemm_issue.cu) run on the same GPU, started by the benchmark itself.
@@ -136,7 +142,7 @@ for name in "${runtimes[@]}"; do
   fi
   # NVRTC kernels: launch cost against C's cuLaunchKernel and PyTorch, bandwidth against C (bench/kernels.bench.ts).
   if want kernels-bench; then
-    [ -f .cache/bench/kernel_launch ] || nvcc -O2 -o .cache/bench/kernel_launch bench/c/kernel_launch.cu -lcuda
+    nvcc -O2 -o .cache/bench/kernel_launch bench/c/kernel_launch.cu -lcuda
     run_ts "$name" bench/kernels.bench.ts "$out" .cache/bench/kernel_launch > "$out/kernels-bench-$label-$name.txt" 2>&1; tail -12 "$out/kernels-bench-$label-$name.txt"
   fi
   if want upload-bench && [ -f bench/upload.bench.ts ]; then
