@@ -18,7 +18,8 @@
 # "ggml/ llama/ lora/") and the llama.cpp benchmark (pp512, tg128, generate()) against native
 # llama-bench on every packed runtime (and node-llama-cpp on the same build, from Bun or Node, when
 # .device/node-llama-cpp.tar.xz was packed). `llama-bench` is the same without the tests.
-# GPUFFI_LLAMA_BENCH_ARGS="--turns 2 --reps 10" shortens the benchmark (default 3 turns of 20).
+# GPUFFI_LLAMA_BENCH_ARGS="--turns 2 --reps 10" shortens the benchmark (default 3 turns of 20);
+# GPUFFI_LLAMA_RUNTIMES="node" runs the llama tests and benchmark on those packed runtimes only.
 # ffi-bench, cuda-bench, pool-bench, upload-bench and the llama benchmark write a result file per
 # runtime (…-<label>-<runtime>.*), each with its C or native anchor measured in the same run.
 # The device tool brings back at most 8 files: when there are more, they travel as one archive,
@@ -52,7 +53,8 @@ for name in bun deno node; do
     xz -dc ".device/$name.xz" > "$rt/$name" && chmod +x "$rt/$name" && runtimes+=("$name")
   fi
 done
-[ -d node_modules ] || tar xJf .device/node_modules.tar.xz
+# Every call: a warm machine may keep node_modules from a call that packed other runtimes.
+tar xJf .device/node_modules.tar.xz
 export GPUFFI_BUN=$rt/bun GPUFFI_DENO=$rt/deno GPUFFI_NODE=$rt/node
 list=$(IFS=,; echo "${runtimes[*]}")
 # Runs a script on one runtime (TypeScript on Node goes through tsx).
@@ -202,8 +204,11 @@ if want train-multi && [ -x "$llama_dir/llama-bench" ]; then
   cp "$records" "$out/train-multi-$label.jsonl"
 fi
 if { want llama || want llama-bench; } && [ -x "$llama_dir/llama-bench" ]; then
+  # GPUFFI_LLAMA_RUNTIMES="node" limits the llama tests and benchmark to those of the packed runtimes.
+  llama_runtimes=()
+  for name in "${runtimes[@]}"; do [[ " ${GPUFFI_LLAMA_RUNTIMES:-$list} " =~ [\ ,]$name[\ ,] ]] && llama_runtimes+=("$name"); done
   if want llama; then
-    for name in "${runtimes[@]}"; do
+    for name in "${llama_runtimes[@]}"; do
       GPUFFI_LLAMA_DIR=$llama_dir run_ts "$name" test/run.ts ${GPUFFI_LLAMA_TESTS:-ggml/ llama/ lora/} > "$out/llama-tests-$label-$name.log" 2>&1; grep -E "✗|#summary" "$out/llama-tests-$label-$name.log"
     done
   fi
@@ -213,7 +218,7 @@ if { want llama || want llama-bench; } && [ -x "$llama_dir/llama-bench" ]; then
   fi
   # On every packed runtime, each against llama-bench in its own run: llama-<label>-<runtime>.{md,json}.
   # node-llama-cpp runs as a child of the benchmark's runtime, which Deno cannot be.
-  for name in "${runtimes[@]}"; do
+  for name in "${llama_runtimes[@]}"; do
     guest=("${nlc[@]}")
     [ "$name" = deno ] && guest=()
     GPUFFI_LLAMA_DIR=$llama_dir run_ts "$name" bench/llama.bench.ts "$llama_dir/llama-bench" "$models/tinyllama-shape-f16.gguf" "$out" \
