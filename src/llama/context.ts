@@ -556,6 +556,21 @@ export class LlamaContext extends NativeResource {
       let pending = "";
       for (let produced = 0; ; ) {
         if (stopAtEog && model.isEndOfGeneration(token)) break;
+        const last = ++produced >= maxTokens;
+        // The token is decoded before its text is made and before it is handed out: a GPU
+        // computes the next step while the text, the consumer and the event loop have their turn
+        // (llama_decode returns once the work is queued), and the token is sampled when the
+        // generator resumes. A token whose text holds a stop is decoded for nothing, once.
+        if (!last) {
+          this.#cached.delete(sequence);
+          this.#batch.clear();
+          this.#batch.add(token, history.length, sequence, true);
+          this.#decode(this.#batch, onDevice !== undefined);
+          history.push(token);
+          this.#cached.set(sequence, history);
+          step = { sampler: sampler.ptr, token: LLAMA_TOKEN_NULL };
+          this.#unsampled = step;
+        }
         pending += text.decode(model.tokenPiece(token), { stream: true });
         const stopAt = stops.reduce((first, stop) => {
           const at = pending.indexOf(stop);
@@ -569,20 +584,6 @@ export class LlamaContext extends NativeResource {
         const held = heldBack(pending, stops);
         const chunk = { token, text: pending.slice(0, pending.length - held) };
         pending = pending.slice(pending.length - held);
-        const last = ++produced >= maxTokens;
-        // The token is decoded before it is handed out: a GPU computes the next step while the
-        // consumer and the event loop have their turn (llama_decode returns once the work is
-        // queued), and the token is sampled when the generator resumes.
-        if (!last) {
-          this.#cached.delete(sequence);
-          this.#batch.clear();
-          this.#batch.add(token, history.length, sequence, true);
-          this.#decode(this.#batch, onDevice !== undefined);
-          history.push(token);
-          this.#cached.set(sequence, history);
-          step = { sampler: sampler.ptr, token: LLAMA_TOKEN_NULL };
-          this.#unsampled = step;
-        }
         yield chunk;
         if (last) break;
         await nextTurn();
