@@ -1,7 +1,7 @@
 // pp512 / tg128 tokens/s through gpuffi next to native llama-bench from the same build on the
 // same model in the same run, plus the cost of a LoRA hot swap between two requests.
 //   <runtime> bench/llama.bench.ts LLAMA_BENCH MODEL RESULTS_DIR [--gpu-layers N] [--threads N]
-//       [--reps N] [--turns N] [--lora-a FILE --lora-b FILE] [--node-llama-cpp PACKAGES] [--label NAME]
+//       [--reps N] [--turns N] [--pause-ms N] [--lora-a FILE --lora-b FILE] [--node-llama-cpp PACKAGES] [--label NAME]
 // The libllama used is the one next to LLAMA_BENCH (GPUFFI_LLAMA_DIR defaults to its directory).
 // --node-llama-cpp adds node-llama-cpp on the same libllama as a third side taking turns
 // (bench/node-llama-cpp.bench.mjs in a child process of this runtime, Bun or Node; PACKAGES is
@@ -30,8 +30,9 @@ const { values, positionals } = parseArgs({
   options: {
     "gpu-layers": { type: "string", default: "99" },
     threads: { type: "string", default: String(availableParallelism()) },
-    reps: { type: "string", default: "20" },
-    turns: { type: "string", default: "3" },
+    reps: { type: "string", default: "10" },
+    turns: { type: "string", default: "6" },
+    "pause-ms": { type: "string", default: "2000" },
     "lora-a": { type: "string" },
     "lora-b": { type: "string" },
     "node-llama-cpp": { type: "string" },
@@ -41,12 +42,13 @@ const { values, positionals } = parseArgs({
 });
 const [llamaBench, modelPath, resultsDir] = positionals;
 if (!llamaBench || !modelPath || !resultsDir) {
-  throw new Error("usage: bench/llama.bench.ts LLAMA_BENCH MODEL RESULTS_DIR [--gpu-layers N] [--threads N] [--reps N] [--turns N] [--lora-a FILE --lora-b FILE] [--node-llama-cpp PACKAGES] [--label NAME]");
+  throw new Error("usage: bench/llama.bench.ts LLAMA_BENCH MODEL RESULTS_DIR [--gpu-layers N] [--threads N] [--reps N] [--turns N] [--pause-ms N] [--lora-a FILE --lora-b FILE] [--node-llama-cpp PACKAGES] [--label NAME]");
 }
 const gpuLayers = Number(values["gpu-layers"]);
 const threads = Number(values.threads);
 const reps = Number(values.reps);
 const turns = Number(values.turns);
+const pauseMs = Number(values["pause-ms"]);
 const [promptTokens, genTokens] = [512, 128];
 
 type Samples = number[]; // tokens/s of each timed repetition
@@ -157,7 +159,10 @@ async function measureGenerate(sampleOnDevice?: boolean): Promise<Samples> {
 
 // The sides take turns, the order rotating: a pp512 run lasts ~8 ms on an H100, and GPU clock
 // state moved figures by ±20% between runs of the same binary. Every repetition of every turn is
-// pooled; means (llama-bench's avg_ts) and medians are compared.
+// pooled; means (llama-bench's avg_ts) and medians are compared. Each side starts after the same
+// pause: llama-bench's process loads the model with the GPU idle before it measures, and without
+// the pause gpuffi's loops ran straight on, in the rotating order twice in a row, where the H200
+// measured them 3–4% slower than in their other turns (Deno and Bun, 2026-12-02).
 const pp = { prompt: promptTokens, gen: 0 };
 const tg = { prompt: 0, gen: genTokens };
 const nativeRuns: ChildResult[][] = [];
@@ -179,7 +184,10 @@ const sides = [
   ...(nodeLlamaCpp === undefined ? [] : [runNodeLlamaCppTurn]),
 ];
 for (let turn = 0; turn < turns; turn++) {
-  for (let i = 0; i < sides.length; i++) await sides[(turn + i) % sides.length]!();
+  for (let i = 0; i < sides.length; i++) {
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    await sides[(turn + i) % sides.length]!();
+  }
 }
 const childSamples = (runs: ChildResult[][], test: "pp" | "tg") =>
   runs.flatMap((run) => run.find((r) => (test === "pp" ? r.n_prompt === promptTokens && r.n_gen === 0 : r.n_gen === genTokens && r.n_prompt === 0))!.samples_ts);
@@ -251,6 +259,7 @@ const result = {
   threads,
   reps,
   turns,
+  pauseMs,
   rows,
   samples: { gpuffi: gpuffiTurns, llamaBench: nativeRuns, nodeLlamaCpp: nodeLlamaCppRuns },
   nodeLlamaCppFailure,
@@ -261,13 +270,16 @@ const markdown = [
   `# llama.cpp through gpuffi vs llama-bench (${result.runtime}, ${result.devices.join(" + ")})`,
   "",
   `model ${modelPath}, ${gpuLayers} GPU layers, ${threads} threads, ${llama.versions.llama} (${llama.versions.commit}); ` +
-    `llama-bench, gpuffi${nodeLlamaCpp === undefined ? "" : " and node-llama-cpp"} took ${turns} turns of ${reps} repetitions each, order rotating; every repetition is pooled (mean ± sd, and medians)`,
+    `llama-bench, gpuffi${nodeLlamaCpp === undefined ? "" : " and node-llama-cpp"} took ${turns} turns of ${reps} repetitions each, order rotating, each side after a ${pauseMs} ms pause; every repetition is pooled (mean ± sd, and medians)`,
   "",
   `system info: ${llama.systemInfo.trim()}`,
   "",
   "| test | llama-bench t/s | measured t/s | ratio of means | ratio of medians |",
   "| --- | ---: | ---: | ---: | ---: |",
   ...rows.map((r) => `| ${r.test} | ${figure(r.native)} | ${figure(r.measured)} | ${r.ratio.toFixed(3)} | ${r.medianRatio.toFixed(3)} |`),
+  "",
+  `tg${genTokens} medians turn by turn, t/s — llama-bench: ${nativeRuns.map((run) => median(childSamples([run], "tg")).toFixed(0)).join(", ")}; ` +
+    `gpuffi: ${gpuffiTurns.map((t) => median(t.tg).toFixed(0)).join(", ")}; generate(): ${gpuffiTurns.map((t) => median(t.generate).toFixed(0)).join(", ")}`,
   ...(nodeLlamaCppFailure === undefined ? [] : ["", `node-llama-cpp failed after ${nodeLlamaCppRuns.length} turns: ${nodeLlamaCppFailure}`]),
   ...(hotSwap ? ["", `LoRA hot swap between requests: setAdapters ${hotSwap.setAdaptersMs.toFixed(3)} ms; first one-token decode after it minus a steady one: ${hotSwap.firstDecodeExtraMs.toFixed(3)} ms (medians of 20)`] : []),
 ].join("\n");
