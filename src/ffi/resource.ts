@@ -47,8 +47,10 @@ export function leakStatistics(): ReadonlyMap<string, number> {
 // Registering with the FinalizationRegistry costs about as much as a whole pool hit, and most
 // resources are disposed soon after they are made (a pool buffer often within one loop
 // iteration). So new resources wait in a batch that is registered at the end of the current job
-// (a microtask) or once it holds `batchSize`; those disposed meanwhile are never registered. A
-// resource leaked before then is held until the batch is registered, and collected after.
+// (a microtask) or once it holds `batchSize`; those disposed meanwhile are never registered, and
+// one disposed while it is the last in the batch leaves it at once, so a loop that makes and
+// disposes a resource per iteration keeps the batch at one and never walks it. A resource leaked
+// before then is held until the batch is registered, and collected after.
 const batchSize = 1024;
 
 // A resource's state lives under these module-private symbols, assigned in the constructor, not
@@ -64,11 +66,14 @@ const registeredKey = Symbol("registered");
 // cost V8 a reallocation every few pushes).
 const unregistered: (NativeResource | undefined)[] = new Array(batchSize).fill(undefined);
 let unregisteredCount = 0;
+// Whether registerBatch is queued: the batch can empty (disposals) and fill again before it runs.
+let batchScheduled = false;
 
 /** Registers the batch of new resources that are still alive. */
 function registerBatch(): void {
   const count = unregisteredCount;
   unregisteredCount = 0;
+  batchScheduled = false;
   for (let i = 0; i < count; i++) {
     const resource = unregistered[i]!;
     unregistered[i] = undefined;
@@ -101,8 +106,10 @@ export abstract class NativeResource implements Disposable {
     if (!collectLeaks) return;
     const size = unregisteredCount++;
     unregistered[size] = this;
-    if (size === 0) queueMicrotask(registerBatch);
-    else if (size + 1 >= batchSize) registerBatch();
+    if (!batchScheduled) {
+      batchScheduled = true;
+      queueMicrotask(registerBatch);
+    } else if (size + 1 >= batchSize) registerBatch();
   }
 
   /** What the resource is, for messages: `DeviceBuffer`, `CudaStream`… */
@@ -129,6 +136,7 @@ export abstract class NativeResource implements Disposable {
     if (release === undefined) throw new DisposedError(this[kindKey]);
     this[releaseKey] = undefined;
     if (this[registeredKey]) registry.unregister(this);
+    else if (unregisteredCount > 0 && unregistered[unregisteredCount - 1] === this) unregistered[--unregisteredCount] = undefined;
     release();
   }
 
