@@ -28,6 +28,8 @@ interface ReleaseState {
   released: boolean;
   status: number;
   untrack: () => void;
+  /** The C call the release makes, for error messages. */
+  readonly call: string;
 }
 
 /**
@@ -49,39 +51,44 @@ function releaseOnce(state: ReleaseState, context: CudaContext, free: () => numb
   };
 }
 
+// Under module-private symbols rather than #private fields, as NativeResource's state and for the
+// same reason: a pool hit constructs this class's part of every buffer (see ffi/resource.ts).
+const stateKey = Symbol("state");
+const ownerKey = Symbol("owner");
+
 export abstract class ContextResource extends NativeResource {
+  declare readonly context: CudaContext;
   /** Undefined for pooled memory, whose release is the pool's bookkeeping alone (no CUDA call). */
-  readonly #state: ReleaseState | undefined;
-  readonly #owner: MemoryOwner | undefined;
-  readonly #call: string;
+  private declare readonly [stateKey]: ReleaseState | undefined;
+  private declare readonly [ownerKey]: MemoryOwner | undefined;
 
   /**
    * @param free Frees the native resource and returns the CUDA status. It runs with the
    *   context's device current, and must capture neither the resource nor the context.
    * @param call The C call `free` makes, for error messages.
    */
-  protected constructor(readonly context: CudaContext, kind: string, order: ReleaseOrder, call: string, free: () => number) {
+  protected constructor(context: CudaContext, kind: string, order: ReleaseOrder, call: string, free: () => number) {
     // Pooled memory (a pool hit) takes the short way: nothing to track, `free` is the pool's own.
     const owner = typeof order === "string" ? undefined : order;
-    const state: ReleaseState | undefined = owner ? undefined : { released: false, status: 0, untrack: () => {} };
+    const state: ReleaseState | undefined = owner ? undefined : { released: false, status: 0, untrack: () => {}, call };
     const release = state === undefined ? free : releaseOnce(state, context, free);
     super(kind, release);
+    this.context = context;
     if (state && typeof order === "string") state.untrack = context.track(order, this, release);
-    this.#state = state;
-    this.#owner = owner;
-    this.#call = call;
+    this[stateKey] = state;
+    this[ownerKey] = owner;
   }
 
   /** True once disposed, or freed with its context or pool. */
   override get disposed(): boolean {
-    return super.disposed || this.#state?.released === true || this.#owner?.closed === true;
+    return super.disposed || this[stateKey]?.released === true || this[ownerKey]?.closed === true;
   }
 
   /** Throws unless this resource, its context and its device can be used. */
   assertUsable(): void {
     this.assertLive();
-    if (this.#state?.released) throw new DisposedError(`${this.kind} (freed when its CudaContext was disposed)`);
-    if (this.#owner?.closed) throw new DisposedError(`${this.kind} (freed with its pool when the CudaContext was disposed)`);
+    if (this[stateKey]?.released) throw new DisposedError(`${this.kind} (freed when its CudaContext was disposed)`);
+    if (this[ownerKey]?.closed) throw new DisposedError(`${this.kind} (freed with its pool when the CudaContext was disposed)`);
     this.context.assertUsable();
   }
 
@@ -94,11 +101,11 @@ export abstract class ContextResource extends NativeResource {
   /** Frees the resource now; a failed free throws the CudaError after the resource is gone. */
   override dispose(): void {
     super.dispose();
-    const state = this.#state;
+    const state = this[stateKey];
     if (state && state.status !== 0) {
       const status = state.status;
       state.status = 0;
-      this.context.check(status, this.#call);
+      this.context.check(status, state.call);
     }
   }
 }

@@ -83,17 +83,17 @@ function checkAllocation(context: CudaContext, status: number, call: string, byt
 
 /** Memory CUDA can copy to and from: device, pinned host or managed. */
 export abstract class CudaMemory extends ContextResource {
-  protected constructor(
-    context: CudaContext,
-    kind: string,
-    freeCall: string,
-    /** The address CUDA sees. */
-    readonly ptr: Pointer,
-    readonly byteLength: number,
-    free: () => number,
-    order: ReleaseOrder = "memory",
-  ) {
+  // Assigned, not class fields, and TS-private methods, not #private ones (which brand every
+  // instance): a pool hit constructs this class's part of every buffer, and V8 does not inline a
+  // base class's field initializer into its subclasses' constructors (see ffi/resource.ts).
+  /** The address CUDA sees. */
+  declare readonly ptr: Pointer;
+  declare readonly byteLength: number;
+
+  protected constructor(context: CudaContext, kind: string, freeCall: string, ptr: Pointer, byteLength: number, free: () => number, order: ReleaseOrder = "memory") {
     super(context, kind, order, freeCall, free);
+    this.ptr = ptr;
+    this.byteLength = byteLength;
   }
 
   get device(): number {
@@ -111,13 +111,13 @@ export abstract class CudaMemory extends ContextResource {
   }
 
   /** Activates the context and returns the stream handle to queue on (0: the legacy default stream). */
-  #streamHandle(stream: CudaStream | undefined, what: string): Pointer {
+  private streamHandle(stream: CudaStream | undefined, what: string): Pointer {
     this.activate();
     return stream ? stream.handleFor(this.device, `${this.kind}.${what}`) : 0;
   }
 
   /** Without a stream (or with launchBlocking) the operation must have completed on return. */
-  #complete(stream: CudaStream | undefined, handle: Pointer, call: string): void {
+  private complete(stream: CudaStream | undefined, handle: Pointer, call: string): void {
     if (stream && !this.context.launchBlocking) return;
     this.context.check(this.context.runtime.symbols.cudaStreamSynchronize(handle), "cudaStreamSynchronize", `after ${call}`);
   }
@@ -132,10 +132,10 @@ export abstract class CudaMemory extends ContextResource {
     checkView(source, `${this.kind}.write`);
     const offset = options.offset ?? 0;
     checkRange(`${this.kind}.write`, offset, source.byteLength, this.byteLength);
-    const handle = this.#streamHandle(options.stream, "write");
+    const handle = this.streamHandle(options.stream, "write");
     if (source.byteLength === 0) return;
     this.context.check(this.context.runtime.api.copyToDevice(this.ptr + offset, source, source.byteLength, cudaMemcpyDefault, handle), "cudaMemcpyAsync", `${source.byteLength} bytes from JS into ${this.kind}`);
-    this.#complete(options.stream, handle, "cudaMemcpyAsync");
+    this.complete(options.stream, handle, "cudaMemcpyAsync");
   }
 
   /**
@@ -148,11 +148,11 @@ export abstract class CudaMemory extends ContextResource {
     if (target !== undefined) checkView(target, `${this.kind}.read`);
     checkRange(`${this.kind}.read`, offset, target?.byteLength ?? 0, this.byteLength);
     const destination = target ?? (new Uint8Array(this.byteLength - offset) as unknown as T);
-    const handle = this.#streamHandle(options.stream, "read");
+    const handle = this.streamHandle(options.stream, "read");
     if (destination.byteLength === 0) return destination;
     this.context.check(this.context.runtime.api.copyToHost(destination, this.ptr + offset, destination.byteLength, cudaMemcpyDefault, handle), "cudaMemcpyAsync", `${destination.byteLength} bytes from ${this.kind} into JS`);
     // A pageable destination is complete already; one that views pinned memory is not.
-    this.#complete(undefined, handle, "cudaMemcpyAsync");
+    this.complete(undefined, handle, "cudaMemcpyAsync");
     return destination;
   }
 
@@ -165,10 +165,10 @@ export abstract class CudaMemory extends ContextResource {
     checkRange(`${this.kind}.copyFrom (source)`, srcOffset, byteLength, source.byteLength);
     checkRange(`${this.kind}.copyFrom (destination)`, dstOffset, byteLength, this.byteLength);
     const src = source.address(srcOffset, byteLength);
-    const handle = this.#streamHandle(options.stream, "copyFrom");
+    const handle = this.streamHandle(options.stream, "copyFrom");
     if (byteLength === 0) return;
     this.context.check(this.context.runtime.symbols.cudaMemcpyAsync(this.ptr + dstOffset, src, byteLength, cudaMemcpyDefault, handle), "cudaMemcpyAsync", `${byteLength} bytes from ${source.kind} (device ${source.device}) into ${this.kind} (device ${this.device})`);
-    this.#complete(options.stream, handle, "cudaMemcpyAsync");
+    this.complete(options.stream, handle, "cudaMemcpyAsync");
   }
 
   /** Sets bytes to `value` (cudaMemsetAsync); for device-accessible memory. */
@@ -179,10 +179,10 @@ export abstract class CudaMemory extends ContextResource {
     const offset = options.offset ?? 0;
     const byteLength = options.byteLength ?? this.byteLength - offset;
     checkRange(`${this.kind}.fill`, offset, byteLength, this.byteLength);
-    const handle = this.#streamHandle(options.stream, "fill");
+    const handle = this.streamHandle(options.stream, "fill");
     if (byteLength === 0) return;
     this.context.check(this.context.runtime.symbols.cudaMemsetAsync(this.ptr + offset, value, byteLength, handle), "cudaMemsetAsync");
-    this.#complete(options.stream, handle, "cudaMemsetAsync");
+    this.complete(options.stream, handle, "cudaMemsetAsync");
   }
 
   /**

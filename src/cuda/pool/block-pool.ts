@@ -366,21 +366,28 @@ export class BlockPool<S> {
   /** Returns a block; a closed pool (its segments already freed) ignores it. */
   free(block: Block<S>): void {
     if (this.#closed) return;
-    if (!block.inUse) throw new CudaStateError(`${this.options.name}: a block at 0x${block.ptr.toString(16)} was returned twice`);
+    if (!block.inUse) this.#returnedTwice(block);
     block.inUse = false;
     this.#live--;
-    const counters = this.#counters;
-    counters.inUseBytes -= block.bytes;
-    counters.requestedBytes -= block.requestedBytes;
-    counters.frees++;
+    this.#counters.free(block.bytes, block.requestedBytes);
+    if (this.#hostAccessible || block.otherStreams) this.#freeAfterEvents(block);
+    else block.segment.arena.listFor(block.stream).park(block);
+  }
+
+  // The rare paths of free() and allocate() are methods of their own, here and below: V8 inlines
+  // a pool hit's calls only up to a budget of bytecode, which their code would otherwise take.
+  #returnedTwice(block: Block<S>): never {
+    throw new CudaStateError(`${this.options.name}: a block at 0x${block.ptr.toString(16)} was returned twice`);
+  }
+
+  /** Frees a block that waits for events before reuse: host-visible memory, or a block other streams used. */
+  #freeAfterEvents(block: Block<S>): void {
     if (this.#hostAccessible) {
       const streams = [block.stream, ...(block.otherStreams ?? [])];
       this.#pending.push({ events: streams.map((s) => this.source.recordEvent(s)), blocks: [block] });
-    } else if (block.otherStreams) {
-      // Its own stream's work needs no event: once the others completed, it is that stream's again.
-      this.#pending.push({ events: block.otherStreams.map((s) => this.source.recordEvent(s)), blocks: [block], owner: { stream: block.stream } });
     } else {
-      block.segment.arena.listFor(block.stream).park(block);
+      // Its own stream's work needs no event: once the others completed, it is that stream's again.
+      this.#pending.push({ events: block.otherStreams!.map((s) => this.source.recordEvent(s)), blocks: [block], owner: { stream: block.stream } });
     }
   }
 
@@ -447,12 +454,17 @@ export class BlockPool<S> {
   }
 
   #cached(arena: Arena<S>, units: number, stream: S): Block<S> | undefined {
-    const own = arena.listOf(stream);
-    const parked = own?.takeParked(units);
+    const parked = arena.listOf(stream)?.takeParked(units);
     if (parked) {
       this.#counters.hits++;
       return parked;
     }
+    return this.#bestCached(arena, units, stream);
+  }
+
+  /** The best fit among the free blocks `stream` may take (#cached when no block of the size is parked). */
+  #bestCached(arena: Arena<S>, units: number, stream: S): Block<S> | undefined {
+    const own = arena.listOf(stream);
     own?.unpark();
     let block = own?.bestFit(units) ?? arena.shared.bestFit(units);
     if (!block && (this.#pending.length > 0 || arena.byStream.size > (own ? 1 : 0))) {
@@ -505,16 +517,7 @@ export class BlockPool<S> {
   #take(block: Block<S>, units: number, requestedBytes: number, stream: S): Block<S> {
     const from = block.list;
     from?.remove(block);
-    if (block.units > units) {
-      const rest = new Block(block.segment, block.offset + units, block.units - units);
-      rest.prev = block;
-      rest.next = block.next;
-      if (block.next) block.next.prev = rest;
-      block.next = rest;
-      block.units = units;
-      this.#counters.splits++;
-      (from ?? block.segment.arena.shared).insertMerged(rest);
-    }
+    if (block.units > units) this.#split(block, units, from);
     block.inUse = true;
     block.stream = stream;
     block.otherStreams = undefined;
@@ -522,6 +525,18 @@ export class BlockPool<S> {
     this.#live++;
     this.#counters.use(block.bytes, requestedBytes);
     return block;
+  }
+
+  /** Cuts `block` (out of the free list `from`) to `units`, leaving the rest free there. */
+  #split(block: Block<S>, units: number, from: FreeList<S> | undefined): void {
+    const rest = new Block(block.segment, block.offset + units, block.units - units);
+    rest.prev = block;
+    rest.next = block.next;
+    if (block.next) block.next.prev = rest;
+    block.next = rest;
+    block.units = units;
+    this.#counters.splits++;
+    (from ?? block.segment.arena.shared).insertMerged(rest);
   }
 
   /** A new segment, within the limit: over it, or when the driver fails, the cache is released first. */

@@ -56,6 +56,13 @@ export class PoolCounters {
     if (this.requestedBytes > this.peakRequestedBytes) this.peakRequestedBytes = this.requestedBytes;
   }
 
+  /** Counts a block returned: `bytes` of it, `requested` of them asked for. */
+  free(bytes: number, requested: number): void {
+    this.inUseBytes -= bytes;
+    this.requestedBytes -= requested;
+    this.frees++;
+  }
+
   /** Counts `bytes` more reserved: a new segment, or (`extended`) an expandable one grown. */
   reserve(bytes: number, extended = false): void {
     this.reservedBytes += bytes;
