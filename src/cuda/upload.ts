@@ -159,12 +159,16 @@ interface Span {
 }
 
 function spanOf(pieces: readonly Chunk[]): Span {
-  return {
-    start: Math.min(...pieces.map((p) => p.range.offset + p.at)),
-    end: Math.max(...pieces.map((p) => p.range.offset + p.at + p.length)),
-    pieces,
-  };
+  let start = Infinity;
+  let end = 0;
+  for (const { range, at, length } of pieces) {
+    start = Math.min(start, range.offset + at);
+    end = Math.max(end, range.offset + at + length);
+  }
+  return { start, end, pieces };
 }
+
+const spanLength = (span: Span) => span.end - span.start;
 
 /** Queues the copies of `span`'s pieces from `source`, whose byte 0 is the file's byte `sourceStart`; returns the bytes. */
 function copySpan(span: Span, source: CudaMemory, sourceStart: number, stream: CudaStream): number {
@@ -243,7 +247,7 @@ async function stageSpans(context: CudaContext, path: string, pipeline: Pipeline
         // overwriting. Asked first: a copy is mostly done by then, and a wait off the JS thread
         // holds a thread (on Node, one of libuv's four) for nothing.
         if (slot.pending && !slot.event.query()) await slot.event.synchronized();
-        await readFully(file, staging, span.end - span.start, span.start);
+        await readFully(file, staging, spanLength(span), span.start);
         // Pending from the first copy queued: should a later call fail, the finally drains the stream.
         slot.pending = true;
         const bytes = copySpan(span, slot.staging, span.start, stream);
@@ -307,7 +311,7 @@ function windowsOf(ranges: readonly UploadRange[], window: number): Window[] {
   return [...windows.keys()].sort((a, b) => a - b).map((index) => ({ index, pieces: windows.get(index)! }));
 }
 
-/** `window` rounded up to whole pages: windows of such a size never share a page. */
+/** `bytes` rounded up to whole pages: windows of such a size never share a page. */
 const pageWindow = (bytes: number) => Math.ceil(bytes / pageSize()) * pageSize();
 
 interface Registration {
@@ -420,7 +424,8 @@ async function uploadHybrid(context: CudaContext, path: string, ranges: readonly
   const window = pageWindow(pipeline.chunkBytes);
   const windows = windowsOf(ranges, window);
   const queue = new MeetingQueue(windows);
-  const longest = Math.max(1, ...windows.map((w) => spanOf(w.pieces)).map((s) => s.end - s.start));
+  // The staging buffers need hold no more than the longest chunk (a reduce: there may be millions of chunks).
+  const longest = windows.reduce((n, w) => Math.max(n, spanLength(spanOf(w.pieces))), 1);
   using file = MappedFile.open(path);
   using mappedStream = context.createStream();
   using started = pipeline.stream.record({ timing: false });
