@@ -1,6 +1,6 @@
 // Streamed uploads of model files to the GPU. Copies from pageable memory run at a fraction of
 // PCIe speed (CUDA stages them through its own pinned buffer, synchronously), so the bytes reach
-// the GPU from page-locked memory by one of two strategies:
+// the GPU from page-locked memory by one of three strategies:
 //  - staged (default): file ranges are read into a ring of pinned staging buffers and copied from
 //    there asynchronously on a stream. Each ring slot is its own pipeline: read into the slot,
 //    queue the copy, record the slot's event; the slot is refilled only once that event says its
@@ -11,6 +11,16 @@
 //    cudaHostRegister, copied straight from the page cache, and unregistered once its copy's
 //    event completed. Registering window i + 1 (on the JS thread) overlaps the copy of window i;
 //    no byte passes through the CPU's caches.
+//  - hybrid: both at once over one upload, so that their rates may add up (staged is bound by
+//    the reads, mapped by pinning pages; neither waits for the other's bottleneck). The ranges
+//    are cut into chunks at file offsets that are multiples of the page-rounded chunk size, as
+//    the mapped windows are, so that no two chunks share a page. One queue holds them in file
+//    order: the staging ring takes one chunk at a time from the front (one read per chunk, then
+//    the copies of its pieces), the mapped side takes runs of up to `windowChunks` chunks that
+//    follow each other in the file from the back (one registration of the run's pages), until
+//    the two meet: neither side is given a share, the faster one simply takes more. Staged copies
+//    on the upload's stream, mapped on a second stream of its own. Its speed on a GPU is not
+//    measured yet (bench/upload.bench.ts has its variants): it is not a default anywhere.
 import { open, stat } from "node:fs/promises";
 import { type CudaContext, type CudaEvent, type CudaMemory, type CudaStream, type DeviceBuffer, type PinnedPool, RegisteredHostMemory, checkRange } from "./index.ts";
 import { type FfiCapabilities, type FileReads, GpuffiError, MappedFile, type Pointer, capabilities, openFileReads, pageSize } from "../ffi/index.ts";
@@ -34,18 +44,22 @@ export interface UploadRange {
 }
 
 /** How file bytes reach page-locked memory (see the top of upload.ts). */
-export type UploadStrategy = "staged" | "mapped";
-export const uploadStrategies: readonly UploadStrategy[] = ["staged", "mapped"];
+export type UploadStrategy = "staged" | "mapped" | "hybrid";
+export const uploadStrategies: readonly UploadStrategy[] = ["staged", "mapped", "hybrid"];
 
 export interface UploadOptions {
   /**
-   * "staged": read into pinned staging buffers; "mapped": register the mapped file's pages.
-   * Default: staged on Bun or when a `pool` is given, else mapped (see {@link defaultUploadStrategy}).
+   * "staged": read into pinned staging buffers; "mapped": register the mapped file's pages;
+   * "hybrid": both at once, sharing the work (not measured on a GPU yet; never the default).
+   * Default: staged where file reads run in parallel or when a `pool` is given, else mapped
+   * (see {@link defaultUploadStrategy}).
    */
   readonly strategy?: UploadStrategy;
   /**
    * Bytes per staging buffer, or per registered window of the mapped file (rounded up to whole
-   * pages). Default 8 MiB staged, 64 MiB mapped.
+   * pages). Hybrid: bytes per chunk of the shared queue, rounded up to whole pages: the size of
+   * a staging buffer and of one read, and the unit the mapped side's windows are made of.
+   * Default 8 MiB staged and hybrid, 64 MiB mapped.
    */
   readonly chunkBytes?: number;
   /**
@@ -54,12 +68,24 @@ export interface UploadOptions {
    * GB/s per thread, so more slots go faster up to the reading threads (on Node, reader threads
    * up to the machine's cores). On the H100 host, Bun: 25 GB/s with 32 MiB × 8, 38–40 GB/s with
    * 8 MiB × 32 or 4 MiB × 64. Mapped: windows registered at once; the oldest is unregistered
-   * when its copy is done.
+   * when its copy is done. Hybrid: staging buffers of the staged side (default 32); its mapped
+   * side keeps up to 4 windows registered.
    */
   readonly slots?: number;
-  /** Staged: take the staging buffers from this pool instead of allocating them (cudaHostAlloc is slow: reuse a pool across uploads). */
+  /**
+   * Hybrid only: the most chunks one registered window of the mapped side spans (a run of
+   * chunks that follow each other in the file; larger windows cost less per byte to pin).
+   * Default: 64 MiB of chunks (8 with the default chunk size).
+   */
+  readonly windowChunks?: number;
+  /** Staged and hybrid: take the staging buffers from this pool instead of allocating them (cudaHostAlloc is slow: reuse a pool across uploads). */
   readonly pool?: PinnedPool;
-  /** The stream to copy on (default: a new one). The upload waits for it before returning. */
+  /**
+   * The stream to copy on (default: a new one). The upload waits for it before returning.
+   * Hybrid: its staged copies go to this stream, its mapped copies to a stream the upload makes,
+   * which first waits for the work queued here before the upload began; both have drained when
+   * the upload returns.
+   */
   readonly stream?: CudaStream;
   readonly onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
@@ -69,10 +95,14 @@ export interface UploadStats {
   /** Copies queued. */
   readonly chunks: number;
   readonly seconds: number;
-  /** The strategy, chunk size and slots used (the options, or the defaults). */
+  /** The strategy, chunk size and slots used (the options, or the defaults); hybrid: the staged side's chunk size and ring. */
   readonly strategy: UploadStrategy;
   readonly chunkBytes: number;
   readonly slots: number;
+  /** Hybrid: chunks per window of the mapped side (the option, or the default). */
+  readonly windowChunks?: number;
+  /** Hybrid: bytes the mapped side copied (the staged side copied the rest): how the work split. */
+  readonly mappedBytes?: number;
 }
 
 /**
@@ -80,11 +110,13 @@ export interface UploadStats {
  * runtime since openFileReads), else the mapped file, which reads nothing. On the H100 host, from
  * the page cache, staged went 38–40 GB/s on Bun (8 MiB × 32) but 16 on Node and 4.7 on Deno when
  * Node's reads shared libuv's 4 threads and Deno's one file handle; mapped 19–25 GB/s on all
- * three, best with large windows (64 MiB × 4, 256 MiB × 2).
+ * three, best with large windows (64 MiB × 4, 256 MiB × 2). Hybrid: staged's ring, next to
+ * mapped windows of 64 MiB (windowChunks), 4 of them at once; unmeasured.
  */
 const defaults: Readonly<Record<UploadStrategy, { chunkBytes: number; slots: number }>> = {
   staged: { chunkBytes: 8 * 2 ** 20, slots: 32 },
   mapped: { chunkBytes: 64 * 2 ** 20, slots: 4 },
+  hybrid: { chunkBytes: 8 * 2 ** 20, slots: 32 },
 };
 
 /** The strategy an upload uses by default on this runtime (see {@link FfiCapabilities.parallelFileReads}). */
@@ -92,16 +124,24 @@ export function defaultUploadStrategy(): UploadStrategy {
   return capabilities.parallelFileReads ? "staged" : "mapped";
 }
 
-/** What both strategies get: checked options and the stream to copy on. */
+/** What every strategy gets: checked options and the stream to copy on. */
 interface Pipeline {
   readonly chunkBytes: number;
   readonly slots: number;
+  /** Hybrid: chunks per registered window of the mapped side. */
+  readonly windowChunks: number;
   readonly pool: PinnedPool | undefined;
   readonly stream: CudaStream;
   /** Bytes in all ranges. */
   readonly total: number;
   /** Counts bytes whose copies are queued. */
   readonly queued: (bytes: number) => void;
+}
+
+/** What a strategy did: the copies it queued, and (hybrid) the bytes its mapped side copied. */
+interface Outcome {
+  readonly chunks: number;
+  readonly mappedBytes?: number;
 }
 
 /** A piece of a range: `length` bytes from `at` within it. */
@@ -111,14 +151,60 @@ interface Chunk {
   readonly length: number;
 }
 
-function copyChunk(chunk: Chunk, source: CudaMemory, srcOffset: number, stream: CudaStream): void {
-  const { range, at, length } = chunk;
-  range.target.copyFrom(source, { srcOffset, dstOffset: (range.targetOffset ?? 0) + at, byteLength: length, stream });
+/** File bytes [start, end) and the pieces of ranges within them: what one read or one registration serves. */
+interface Span {
+  readonly start: number;
+  readonly end: number;
+  readonly pieces: readonly Chunk[];
 }
 
-function* chunksOf(ranges: readonly UploadRange[], chunkBytes: number): Generator<Chunk> {
+function spanOf(pieces: readonly Chunk[]): Span {
+  let start = Infinity;
+  let end = 0;
+  for (const { range, at, length } of pieces) {
+    start = Math.min(start, range.offset + at);
+    end = Math.max(end, range.offset + at + length);
+  }
+  return { start, end, pieces };
+}
+
+const spanLength = (span: Span) => span.end - span.start;
+
+/** Queues the copies of `span`'s pieces from `source`, whose byte 0 is the file's byte `sourceStart`; returns the bytes. */
+function copySpan(span: Span, source: CudaMemory, sourceStart: number, stream: CudaStream): number {
+  let bytes = 0;
+  for (const { range, at, length } of span.pieces) {
+    range.target.copyFrom(source, { srcOffset: range.offset + at - sourceStart, dstOffset: (range.targetOffset ?? 0) + at, byteLength: length, stream });
+    bytes += length;
+  }
+  return bytes;
+}
+
+/**
+ * The spans one side of an upload works through. `take` hands each out once; `close` (on a
+ * failure) ends them for every side that shares them, at its next take.
+ */
+interface Work {
+  take(): Span | undefined;
+  close(): void;
+}
+
+function workOf(spans: Iterable<Span>): Work {
+  const iterator = spans[Symbol.iterator]();
+  let closed = false;
+  return {
+    take: () => {
+      const next = closed ? undefined : iterator.next();
+      return next === undefined || next.done ? undefined : next.value;
+    },
+    close: () => void (closed = true),
+  };
+}
+
+/** The ranges cut into chunks of at most `chunkBytes`, each range from its own start (staged). */
+function* chunksOf(ranges: readonly UploadRange[], chunkBytes: number): Generator<Span> {
   for (const range of ranges) {
-    for (let at = 0; at < range.byteLength; at += chunkBytes) yield { range, at, length: Math.min(chunkBytes, range.byteLength - at) };
+    for (let at = 0; at < range.byteLength; at += chunkBytes) yield spanOf([{ range, at, length: Math.min(chunkBytes, range.byteLength - at) }]);
   }
 }
 
@@ -136,40 +222,41 @@ interface Slot {
   pending: boolean;
 }
 
-async function uploadStaged(context: CudaContext, path: string, ranges: readonly UploadRange[], pipeline: Pipeline): Promise<number> {
-  const { stream, total } = pipeline;
-  const file = await openFileReads(path, pipeline.slots);
+/**
+ * Staging ring: `count` pinned buffers of `size` bytes, each a worker that reads the next span
+ * of `work` into its buffer (one read per span) and queues the copies of its pieces on the
+ * pipeline's stream. Resolves with the copies queued. After a failure `work` is closed (every
+ * worker, and any other side sharing it, stops at its next take), every read settles and the
+ * stream drains before any buffer is freed.
+ */
+async function stageSpans(context: CudaContext, path: string, pipeline: Pipeline, work: Work, size: number, count: number): Promise<number> {
+  const { stream } = pipeline;
+  const file = await openFileReads(path, count);
   const slots: Slot[] = [];
   let chunks = 0;
   try {
-    const longest = Math.max(0, ...ranges.map((r) => r.byteLength));
-    const size = Math.max(1, Math.min(pipeline.chunkBytes, longest));
-    for (let i = 0; i < Math.min(pipeline.slots, Math.ceil(total / size) || 1); i++) {
+    for (let i = 0; i < count; i++) {
       const staging = pipeline.pool ? pipeline.pool.alloc(size, { stream }) : context.allocPinned(size);
       slots.push({ staging, event: context.createEvent({ timing: false }), pending: false });
     }
-    const queue = chunksOf(ranges, size);
-    let stop = false;
-    // One worker per slot; the generator hands each chunk to exactly one of them. After a failure
-    // the others stop at their next chunk, and all are settled before any staging buffer is freed
-    // (a read still in flight would write into freed pinned memory).
+    // A read still in flight would write into freed pinned memory: all workers settle before the finally.
     const results = await Promise.allSettled(slots.map(async (slot) => {
       const staging = slot.staging.address();
-      for (let next = queue.next(); !next.done && !stop; next = queue.next()) {
-        const chunk = next.value;
+      for (let span = work.take(); span !== undefined; span = work.take()) {
         // The staging buffer may still be the source of a queued copy: wait for it before
         // overwriting. Asked first: a copy is mostly done by then, and a wait off the JS thread
         // holds a thread (on Node, one of libuv's four) for nothing.
         if (slot.pending && !slot.event.query()) await slot.event.synchronized();
-        await readFully(file, staging, chunk.length, chunk.range.offset + chunk.at);
-        copyChunk(chunk, slot.staging, 0, stream);
-        slot.event.record(stream);
+        await readFully(file, staging, spanLength(span), span.start);
+        // Pending from the first copy queued: should a later call fail, the finally drains the stream.
         slot.pending = true;
-        chunks++;
-        pipeline.queued(chunk.length);
+        const bytes = copySpan(span, slot.staging, span.start, stream);
+        slot.event.record(stream);
+        chunks += span.pieces.length;
+        pipeline.queued(bytes);
       }
     }).map((worker) => worker.catch((error: unknown) => {
-      stop = true;
+      work.close();
       throw error;
     })));
     const failed = results.find((r) => r.status === "rejected");
@@ -191,12 +278,25 @@ async function uploadStaged(context: CudaContext, path: string, ranges: readonly
   }
 }
 
+async function uploadStaged(context: CudaContext, path: string, ranges: readonly UploadRange[], pipeline: Pipeline): Promise<Outcome> {
+  const longest = Math.max(0, ...ranges.map((r) => r.byteLength));
+  const size = Math.max(1, Math.min(pipeline.chunkBytes, longest));
+  const count = Math.min(pipeline.slots, Math.ceil(pipeline.total / size) || 1);
+  return { chunks: await stageSpans(context, path, pipeline, workOf(chunksOf(ranges, size)), size, count) };
+}
+
+/** The pieces of the ranges that fall into window `index` of the file, bytes [index·window, (index + 1)·window). */
+interface Window {
+  readonly index: number;
+  readonly pieces: readonly Chunk[];
+}
+
 /**
- * The ranges cut at the boundaries of `window`-byte windows of the file (window i covers bytes
- * [i·window, (i + 1)·window)), grouped by window in file order. Ranges may overlap and come in
- * any order; a window is registered once for all the pieces that fall into it.
+ * The ranges cut at the boundaries of `window`-byte windows of the file, the non-empty windows
+ * in file order. Ranges may overlap and come in any order; a window serves all the pieces that
+ * fall into it (one registration, or one read).
  */
-function windowsOf(ranges: readonly UploadRange[], window: number): Chunk[][] {
+function windowsOf(ranges: readonly UploadRange[], window: number): Window[] {
   const windows = new Map<number, Chunk[]>();
   for (const range of ranges) {
     for (let at = 0; at < range.byteLength;) {
@@ -208,22 +308,28 @@ function windowsOf(ranges: readonly UploadRange[], window: number): Chunk[][] {
       at += length;
     }
   }
-  return [...windows.keys()].sort((a, b) => a - b).map((index) => windows.get(index)!);
+  return [...windows.keys()].sort((a, b) => a - b).map((index) => ({ index, pieces: windows.get(index)! }));
 }
+
+/** `bytes` rounded up to whole pages: windows of such a size never share a page. */
+const pageWindow = (bytes: number) => Math.ceil(bytes / pageSize()) * pageSize();
 
 interface Registration {
   readonly memory: RegisteredHostMemory;
   readonly event: CudaEvent;
 }
 
-async function uploadMapped(context: CudaContext, path: string, ranges: readonly UploadRange[], pipeline: Pipeline): Promise<number> {
+/**
+ * Mapped windows: registers the page-rounded bytes of each span of `work` in `file` (at most
+ * `slots` at once), queues the copies of its pieces from there on the pipeline's stream, and
+ * unregisters it once its copies are done. The spans must not share a page (CUDA pins whole
+ * pages and refuses a page registered twice): cut them at page multiples. Resolves with the
+ * copies queued and their bytes. After a failure the stream drains before anything is
+ * unregistered.
+ */
+async function registerSpans(context: CudaContext, file: MappedFile, pipeline: Pipeline, work: Work, slots: number): Promise<Outcome> {
   const { stream } = pipeline;
   const page = pageSize();
-  using file = MappedFile.open(path);
-  // Window bounds are page multiples, so the ranges registered for two windows never share a
-  // page (CUDA pins whole pages and refuses a page registered twice). The last page may run
-  // past the end of the file; the mapping covers it.
-  const window = Math.ceil(pipeline.chunkBytes / page) * page;
   const inFlight: Registration[] = [];
   const events: CudaEvent[] = [];
   const idle: CudaEvent[] = [];
@@ -233,22 +339,25 @@ async function uploadMapped(context: CudaContext, path: string, ranges: readonly
     idle.push(event);
   };
   let chunks = 0;
+  let bytes = 0;
   try {
-    for (const pieces of windowsOf(ranges, window)) {
-      if (inFlight.length >= pipeline.slots) await retire(inFlight.shift()!);
-      const start = Math.floor(Math.min(...pieces.map((p) => p.range.offset + p.at)) / page) * page;
-      const end = Math.ceil(Math.max(...pieces.map((p) => p.range.offset + p.at + p.length)) / page) * page;
+    for (let span = work.take(); span !== undefined; span = work.take()) {
+      if (inFlight.length >= slots) await retire(inFlight.shift()!);
+      // The last page may run past the end of the file; the mapping covers it.
+      const start = Math.floor(span.start / page) * page;
+      const end = Math.ceil(span.end / page) * page;
       const memory = RegisteredHostMemory.register(context, file.ptr + start, end - start, { readOnly: true });
       let event = idle.pop();
       if (event === undefined) events.push((event = context.createEvent({ timing: false })));
       inFlight.push({ memory, event });
-      for (const piece of pieces) copyChunk(piece, memory, piece.range.offset + piece.at - start, stream);
+      const copied = copySpan(span, memory, start, stream);
       event.record(stream);
-      chunks += pieces.length;
-      pipeline.queued(pieces.reduce((n, p) => n + p.length, 0));
+      chunks += span.pieces.length;
+      bytes += copied;
+      pipeline.queued(copied);
     }
     while (inFlight.length > 0) await retire(inFlight.shift()!);
-    return chunks;
+    return { chunks, mappedBytes: bytes };
   } finally {
     // After an error, queued copies may still read registered pages: drain the stream before
     // unregistering them (and before the mapping goes).
@@ -261,7 +370,86 @@ async function uploadMapped(context: CudaContext, path: string, ranges: readonly
   }
 }
 
-const strategies = { staged: uploadStaged, mapped: uploadMapped } as const;
+async function uploadMapped(context: CudaContext, path: string, ranges: readonly UploadRange[], pipeline: Pipeline): Promise<Outcome> {
+  using file = MappedFile.open(path);
+  const spans = windowsOf(ranges, pageWindow(pipeline.chunkBytes)).map((w) => spanOf(w.pieces));
+  const { chunks } = await registerSpans(context, file, pipeline, workOf(spans), pipeline.slots);
+  return { chunks };
+}
+
+/**
+ * Hybrid's shared work: the windows of the file (chunk-sized, at page multiples), taken one at a
+ * time from the front by the staged side and in runs of up to `run` consecutive windows from the
+ * back by the mapped side, until the two meet. Closing it (a failure on either side) ends both.
+ */
+class MeetingQueue {
+  private front = 0;
+  private back: number;
+
+  constructor(private readonly windows: readonly Window[]) {
+    this.back = windows.length;
+  }
+
+  close(): void {
+    this.back = this.front;
+  }
+
+  /** The staged side's work: one window per take. */
+  fromFront(): Work {
+    return { take: () => (this.front < this.back ? spanOf(this.windows[this.front++]!.pieces) : undefined), close: () => this.close() };
+  }
+
+  /** The mapped side's work: up to `run` windows per take that follow each other in the file (no gap, so no page registered for nothing). */
+  fromBack(run: number): Work {
+    const take = () => {
+      if (this.front >= this.back) return undefined;
+      const end = this.back;
+      do this.back--;
+      while (this.back > this.front && end - this.back < run && this.windows[this.back - 1]!.index === this.windows[this.back]!.index - 1);
+      return spanOf(this.windows.slice(this.back, end).flatMap((w) => w.pieces));
+    };
+    return { take, close: () => this.close() };
+  }
+}
+
+/** Windows the hybrid's mapped side keeps registered at once: the mapped strategy's default. */
+const hybridMappedSlots = defaults.mapped.slots;
+
+/**
+ * Both at once over one upload: staged on the pipeline's stream, mapped on a stream of its own
+ * that first waits for the work queued on the pipeline's stream so far (it may be the caller's,
+ * whose earlier work the copies must follow). Both streams have drained when it returns.
+ */
+async function uploadHybrid(context: CudaContext, path: string, ranges: readonly UploadRange[], pipeline: Pipeline): Promise<Outcome> {
+  const window = pageWindow(pipeline.chunkBytes);
+  const windows = windowsOf(ranges, window);
+  const queue = new MeetingQueue(windows);
+  // The staging buffers need hold no more than the longest chunk (a reduce: there may be millions of chunks).
+  const longest = windows.reduce((n, w) => Math.max(n, spanLength(spanOf(w.pieces))), 1);
+  using file = MappedFile.open(path);
+  using mappedStream = context.createStream();
+  using started = pipeline.stream.record({ timing: false });
+  mappedStream.waitEvent(started);
+  // A failure on either side (setting up included) closes the queue: the other side stops at its next take.
+  const side = <T>(running: Promise<T>) => running.catch((error: unknown) => {
+    queue.close();
+    throw error;
+  });
+  const [staged, mapped] = await Promise.allSettled([
+    side(stageSpans(context, path, pipeline, queue.fromFront(), Math.min(window, longest), Math.min(pipeline.slots, windows.length || 1))),
+    side(registerSpans(context, file, { ...pipeline, stream: mappedStream }, queue.fromBack(pipeline.windowChunks), hybridMappedSlots)),
+  ]);
+  if (staged.status === "rejected") throw staged.reason;
+  if (mapped.status === "rejected") throw mapped.reason;
+  return { chunks: staged.value + mapped.value.chunks, mappedBytes: mapped.value.mappedBytes };
+}
+
+const strategies = { staged: uploadStaged, mapped: uploadMapped, hybrid: uploadHybrid } as const;
+
+/** `a`, `a or b`, `a, b or c`. */
+function alternatives(names: readonly string[]): string {
+  return names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} or ${names.at(-1)!}`;
+}
 
 function positiveInteger(value: unknown, name: string): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) throw new UploadError(`${name} must be a positive integer, got ${String(value)}`);
@@ -284,25 +472,29 @@ function checkRanges(ranges: readonly UploadRange[], path: string, fileSize: num
 export async function uploadFileRanges(context: CudaContext, path: string, ranges: readonly UploadRange[], options: UploadOptions = {}): Promise<UploadStats> {
   // A staging pool asks for staging.
   const strategy = options.strategy ?? (options.pool ? "staged" : defaultUploadStrategy());
-  if (!uploadStrategies.includes(strategy)) throw new UploadError(`strategy must be ${uploadStrategies.map((s) => `"${s}"`).join(" or ")}, got ${JSON.stringify(strategy)}`);
+  if (!uploadStrategies.includes(strategy)) throw new UploadError(`strategy must be ${alternatives(uploadStrategies.map((s) => `"${s}"`))}, got ${JSON.stringify(strategy)}`);
   const chunkBytes = positiveInteger(options.chunkBytes ?? defaults[strategy].chunkBytes, "chunkBytes");
   const slots = positiveInteger(options.slots ?? defaults[strategy].slots, "slots");
   if (strategy === "mapped" && options.pool !== undefined) throw new UploadError("pool is for the staged strategy: the mapped one registers the file's own pages and stages nothing");
+  if (strategy !== "hybrid" && options.windowChunks !== undefined) throw new UploadError(`windowChunks is for the hybrid strategy: the ${strategy} one has no mapped side next to its ${strategy === "staged" ? "ring" : "windows"}`);
+  const windowChunks = positiveInteger(options.windowChunks ?? Math.max(1, Math.round(defaults.mapped.chunkBytes / chunkBytes)), "windowChunks");
   checkRanges(ranges, path, (await stat(path)).size);
   const total = ranges.reduce((n, r) => n + r.byteLength, 0);
   const started = performance.now();
   const stream = options.stream ?? context.createStream();
   let done = 0;
   try {
-    const chunks = await strategies[strategy](context, path, ranges, {
+    const { chunks, mappedBytes } = await strategies[strategy](context, path, ranges, {
       chunkBytes,
       slots,
+      windowChunks,
       pool: options.pool,
       stream,
       total,
       queued: (bytes) => options.onProgress?.((done += bytes), total),
     });
-    return { bytes: total, chunks, seconds: (performance.now() - started) / 1000, strategy, chunkBytes, slots };
+    const seconds = (performance.now() - started) / 1000;
+    return { bytes: total, chunks, seconds, strategy, chunkBytes, slots, ...(strategy === "hybrid" ? { windowChunks, mappedBytes } : {}) };
   } finally {
     if (options.stream === undefined) stream.dispose();
   }

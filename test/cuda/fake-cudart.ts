@@ -332,6 +332,12 @@ export function fakeCudart(options: FakeCudartOptions = {}): FakeCudart {
     cudaGraphDestroy: (graph: Pointer) => (graphs.delete(graph) ? 0 : invalidResourceHandle),
     cudaEventRecord: (event: Pointer, stream: Pointer) => (unmodelled(stream, "cudaEventRecord"), eventMarks.set(event, { stream, at: queueOf(stream).queued }), 0),
     cudaEventQuery: (event: Pointer) => (eventDone(event) ? 0 : 600),
+    // Later work on `stream` waits for the event: in deferred mode a queued operation that first
+    // runs the event's stream (all of it: a GPU may be further along than the event, never behind).
+    cudaStreamWaitEvent: (stream: Pointer, event: Pointer) => {
+      const mark = eventMarks.get(event);
+      return enqueue(stream, () => void (mark && mark.stream !== stream && waitFor(mark.stream)));
+    },
     cudaEventSynchronize: (event: Pointer) => {
       const mark = eventMarks.get(event);
       if (mark) waitFor(mark.stream);

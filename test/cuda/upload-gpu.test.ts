@@ -1,6 +1,7 @@
 // Streamed uploads on a real GPU (skipped without one): a file larger than the ring many times
 // over arrives byte for byte, with odd chunk sizes, through a pool, and from registered windows
-// of the mapped file. The ≥ 2 GB bandwidth figures are bench/upload.bench.ts's job.
+// of the mapped file, and through both at once (hybrid). The ≥ 2 GB bandwidth figures are
+// bench/upload.bench.ts's job.
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -14,7 +15,7 @@ import { inTempDir, runCli } from "../lora/tools-fixtures.ts";
 
 const skip = probeGpu().reason;
 
-test("upload (GPU): 96 MiB through staged rings and mapped windows of several shapes arrive byte for byte", () => inTempDir(async (dir) => {
+test("upload (GPU): 96 MiB through staged rings, mapped windows and hybrids of several shapes arrive byte for byte", () => inTempDir(async (dir) => {
   const size = 96 * 2 ** 20 + 123;
   const data = new Uint8Array(size);
   // Every 4-byte word distinct, so a chunk landing at the wrong offset cannot go unnoticed.
@@ -34,6 +35,8 @@ test("upload (GPU): 96 MiB through staged rings and mapped windows of several sh
     { chunkBytes: 64 * 2 ** 20, slots: 8 },
     { strategy: "mapped", chunkBytes: 8 * 2 ** 20 + 5, slots: 2 },
     { strategy: "mapped", chunkBytes: 32 * 2 ** 20, slots: 1 },
+    { strategy: "hybrid", chunkBytes: 8 * 2 ** 20 + 5, slots: 4, windowChunks: 2 },
+    { strategy: "hybrid", chunkBytes: 3 * 2 ** 20, slots: 8, windowChunks: 8, pool },
   ];
   for (const options of shapes) {
     device.fill(0);
@@ -43,7 +46,7 @@ test("upload (GPU): 96 MiB through staged rings and mapped windows of several sh
   }
 }), { skip, timeout: 120_000 });
 
-test("gpuffi upload (GPU): every tensor of a model, both strategies, bytes and rate as JSON", async () => {
+test("gpuffi upload (GPU): every tensor of a model, every strategy, bytes and rate as JSON", async () => {
   await using file = await openGguf(tinyModel().path);
   const bytes = file.tensors.reduce((n, t) => n + t.byteLength, 0);
   for (const strategy of uploadStrategies) {

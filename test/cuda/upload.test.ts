@@ -7,7 +7,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import fc from "fast-check";
 import { test } from "../harness.ts";
-import { CudaArgumentError, CudaContext, CudaError, PinnedPool, RegisteredHostMemory, UploadError, uploadFileRanges, uploadStrategies, type UploadStrategy, uploadTensors } from "../../src/cuda/index.ts";
+import { CudaArgumentError, CudaContext, CudaError, PinnedPool, RegisteredHostMemory, UploadError, uploadFileRanges, type UploadOptions, uploadStrategies, type UploadStrategy, uploadTensors } from "../../src/cuda/index.ts";
 import { HostMemory, pageSize } from "../../src/ffi/index.ts";
 import { encodeSafetensors, openGguf } from "../../src/formats/index.ts";
 import { type FakeCudartOptions, fakeCudart } from "./fake-cudart.ts";
@@ -130,6 +130,137 @@ for (const [call, strategy] of [["cudaMemcpyAsync", "staged"], ["cudaMemcpyAsync
   }));
 }
 
+/** `body` with `data` written to a file in a temporary folder. */
+const withDataFile = <T>(data: Uint8Array, body: (path: string, data: Uint8Array) => Promise<T>) => inTempDir(async (dir) => {
+  const path = join(dir, "data.bin");
+  await writeFile(path, data);
+  return body(path, data);
+});
+
+/** A hybrid upload of `ranges` of `data` (in the file at `path`), each into a target of its own; checks the bytes and the progress reports. */
+async function uploadHybridChecked(context: CudaContext, fake: ReturnType<typeof fakeCudart>, path: string, data: Uint8Array, spans: readonly (readonly [number, number])[], options: UploadOptions) {
+  const ranges = spans.map(([offset, byteLength]) => ({ offset, byteLength, target: context.alloc(byteLength + 16), targetOffset: 16 }));
+  const progress: number[] = [];
+  const registered = fake.hostRegistrations.length;
+  try {
+    const stats = await uploadFileRanges(context, path, ranges, { strategy: "hybrid", onProgress: (done, total) => progress.push(done, total), ...options });
+    const total = spans.reduce((n, [, length]) => n + length, 0);
+    ranges.forEach((r, i) => assert.deepEqual(r.target.read(undefined, { offset: 16 }), data.subarray(r.offset, r.offset + r.byteLength), `range ${i}`));
+    // Every byte counted once: the reports grow by whole copies and end at the total.
+    const done = progress.filter((_, i) => i % 2 === 0);
+    assert.ok(progress.every((n, i) => i % 2 === 0 || n === total));
+    assert.ok(done.every((n, i) => n > (done[i - 1] ?? 0)), "each report adds bytes");
+    assert.equal(done.at(-1) ?? 0, total);
+    assert.equal(stats.bytes, total);
+    assert.equal(stats.strategy, "hybrid");
+    assert.ok(stats.mappedBytes! >= 0 && stats.mappedBytes! <= total);
+    // The mapped side's windows: page-aligned runs of at most windowChunks chunks.
+    const window = Math.ceil(stats.chunkBytes / pageSize()) * pageSize();
+    for (const r of fake.hostRegistrations.slice(registered)) assert.ok(r.ptr % pageSize() === 0 && r.byteLength <= stats.windowChunks! * window, String(r.byteLength));
+    return stats;
+  } finally {
+    for (const r of ranges) r.target.dispose();
+  }
+}
+
+test("upload (hybrid): odd and overlapping ranges in any order, chunk sizes, rings and windows land at their targets, every byte reported once (property)", () => withDataFile(pattern(12 * pageSize() + 1234, 5), async (path, data) => {
+  await fc.assert(fc.asyncProperty(
+    fc.array(fc.tuple(fc.nat({ max: data.length - 1 }), fc.nat({ max: 5 * pageSize() })), { minLength: 1, maxLength: 8 }),
+    fc.integer({ min: 1, max: 3 * pageSize() }),
+    fc.integer({ min: 1, max: 5 }),
+    fc.integer({ min: 1, max: 4 }),
+    (spans, chunkBytes, slots, windowChunks) => withSlowGpu(async (context, fake) => {
+      const clipped = spans.map(([offset, length]) => [offset, Math.min(length, data.length - offset)] as const);
+      const stats = await uploadHybridChecked(context, fake, path, data, clipped, { chunkBytes, slots, windowChunks });
+      assert.deepEqual([stats.chunkBytes, stats.slots, stats.windowChunks], [chunkBytes, slots, windowChunks]);
+      assert.equal(fake.live.size, 0);
+    }),
+  ), { numRuns: 30 });
+}));
+
+test("upload (hybrid): many small ranges sharing pages, split between the staging ring and the mapped windows", () => withDataFile(pattern(40 * pageSize() + 77, 6), async (path, data) => {
+  // 600 ranges of 1–61 bytes, ~15 to a page, some overlapping their neighbours.
+  const spans = Array.from({ length: 600 }, (_, i) => [Math.floor((i * data.length) / 600) + (i % 7), 1 + ((i * 37) % 61)] as const);
+  await withSlowGpu(async (context, fake) => {
+    const stats = await uploadHybridChecked(context, fake, path, data, spans, { chunkBytes: pageSize(), slots: 3, windowChunks: 1 });
+    assert.ok(stats.mappedBytes! > 0 && stats.mappedBytes! < stats.bytes, `both sides worked: ${stats.mappedBytes} of ${stats.bytes} bytes mapped`);
+    assert.ok(stats.chunks >= spans.length, "a copy per range at least (more where one crosses a chunk)");
+    assert.equal(fake.live.size, 0);
+  });
+}));
+
+test("upload (hybrid): a range smaller than a chunk, and ranges whose chunks all go to the mapped side", () => withDataFile(pattern(6 * pageSize() + 5, 7), async (path, data) => {
+  await withSlowGpu(async (context, fake) => {
+    const small = await uploadHybridChecked(context, fake, path, data, [[pageSize() + 13, 101]], {});
+    assert.deepEqual([small.chunks, small.bytes], [1, 101]);
+    // The mapped side starts first and takes runs from the back: with windows as large as the
+    // whole upload it takes everything at once, and the staging ring reads nothing.
+    const before = fake.hostRegistrations.length;
+    const spans = [[3, 2 * pageSize()], [2 * pageSize() + 1, 3 * pageSize()], [100, 50]] as const;
+    const mapped = await uploadHybridChecked(context, fake, path, data, spans, { chunkBytes: pageSize(), windowChunks: 16 });
+    assert.equal(mapped.mappedBytes, mapped.bytes);
+    assert.equal(fake.hostRegistrations.length - before, 1, "one window for the whole run");
+    assert.equal(fake.live.size, 0, "the unused staging ring is freed too");
+  });
+}));
+
+test("upload (hybrid): staged copies on the caller's stream, mapped ones on a stream that waits for the caller's earlier work; both drained at return", () => withDataFile(pattern(8 * pageSize(), 8), async (path, data) => {
+  await withSlowGpu(async (context, fake) => {
+    using stream = context.createStream();
+    using target = context.alloc(data.length);
+    using stale = context.alloc(data.length);
+    stale.fill(0xee);
+    // Queued before the upload on the caller's stream: it must not land after the upload's copies.
+    target.copyFrom(stale, { stream });
+    const stats = await uploadFileRanges(context, path, [{ offset: 0, byteLength: data.length, target }], { strategy: "hybrid", stream, chunkBytes: pageSize(), windowChunks: 2 });
+    assert.ok(stats.mappedBytes! > 0);
+    assert.ok(stream.query(), "the caller's stream has drained");
+    assert.equal(fake.queuedOperations, 0, "and so has the mapped side's");
+    const waits = fake.calls.indexOf("cudaStreamWaitEvent");
+    assert.ok(waits >= 0 && waits < fake.calls.indexOf("cudaHostRegister"), "the mapped stream waits before its first copy");
+    assert.deepEqual(target.read(), data);
+  });
+}));
+
+test("the fake GPU's cudaStreamWaitEvent holds a stream's later work until the event's stream got there", () => withSlowGpu(async (context, fake) => {
+  using first = context.createStream();
+  using second = context.createStream();
+  using a = context.alloc(4);
+  using b = context.alloc(4);
+  using source = context.alloc(4);
+  source.write(Uint8Array.of(1, 2, 3, 4));
+  a.copyFrom(source, { stream: first });
+  using done = first.record({ timing: false });
+  second.waitEvent(done);
+  b.copyFrom(a, { stream: second });
+  second.synchronize();
+  assert.deepEqual(b.read(), Uint8Array.of(1, 2, 3, 4));
+  assert.equal(fake.queuedOperations, 0);
+}));
+
+for (const [call, failAfter] of [["cudaHostRegister", 0], ["cudaHostRegister", 3], ["cudaHostAlloc", 0], ["cudaMemcpyAsync", 1], ["cudaMemcpyAsync", 4], ["cudaMemcpyAsync", 9], ["cudaEventRecord", 6]] as const) {
+  test(`upload (hybrid): a failing ${call} ${failAfter === 0 ? "at once" : `after ${failAfter} copies`} stops both sides, frees and unregisters everything and reports the CUDA error`, () => withDataFile(pattern(64 * pageSize(), 9), async (path) => {
+    await withSlowGpu(async (context, fake) => {
+      using target = context.alloc(64 * pageSize());
+      let copies = 0;
+      if (failAfter === 0) fake.failNext.set(call, 1);
+      let reported = 0;
+      await assert.rejects(uploadFileRanges(context, path, [{ offset: 0, byteLength: 64 * pageSize(), target }], {
+        strategy: "hybrid",
+        chunkBytes: pageSize(),
+        slots: 4,
+        windowChunks: 2,
+        onProgress: (done) => {
+          reported = done;
+          if (++copies === failAfter) fake.failNext.set(call, 1);
+        },
+      }), (e) => e instanceof CudaError && e.message.includes(call));
+      assert.ok(reported < 64 * pageSize(), "the other side stopped before the end");
+      assert.equal(fake.live.size, 1, "only the target is left");
+    });
+  }));
+}
+
 test("upload: bad options and ranges outside the file or the target are refused before anything is queued", () => inTempDir(async (dir) => {
   const path = join(dir, "data.bin");
   await writeFile(path, pattern(1000, 1));
@@ -138,7 +269,7 @@ test("upload: bad options and ranges outside the file or the target are refused 
     using pool = new PinnedPool(context);
     const range = { offset: 0, byteLength: 100, target };
     const refused: [Parameters<typeof uploadFileRanges>[2], Parameters<typeof uploadFileRanges>[3], RegExp][] = [
-      [[range], { strategy: "copied" as UploadStrategy }, /strategy must be "staged" or "mapped", got "copied"/],
+      [[range], { strategy: "copied" as UploadStrategy }, /strategy must be "staged", "mapped" or "hybrid", got "copied"/],
       [[range], { chunkBytes: 0 }, /chunkBytes must be a positive integer, got 0/],
       [[range], { slots: 1.5 }, /slots must be a positive integer, got 1.5/],
       [[range], { strategy: "mapped", pool }, /pool is for the staged strategy/],
@@ -150,6 +281,8 @@ test("upload: bad options and ranges outside the file or the target are refused 
         await assert.rejects(uploadFileRanges(context, path, ranges, { strategy, ...options }), (e) => e instanceof UploadError && message.test(e.message), message.source);
       }
       await assert.rejects(uploadFileRanges(context, path, [{ ...range, targetOffset: 1 }], { strategy }), (e) => e instanceof CudaArgumentError && /range 0: target/.test(e.message));
+      const windowChunks = strategy === "hybrid" ? /windowChunks must be a positive integer, got 0/ : new RegExp(`windowChunks is for the hybrid strategy: the ${strategy} one`);
+      await assert.rejects(uploadFileRanges(context, path, [range], { strategy, windowChunks: 0 }), (e) => e instanceof UploadError && windowChunks.test(e.message));
     }
     assert.deepEqual(fake.calls.filter((c) => c === "cudaMemcpyAsync" || c === "cudaHostRegister"), []);
   });
@@ -181,7 +314,9 @@ test("gpuffi upload: wrong arguments are usage errors (exit 2) that name the opt
     [[model, "--chunk", "1.5"], /--chunk needs an integer, got "1.5"/],
     [[model, "--chunk", "0"], /--chunk needs an integer ≥ 1, got 0/],
     [[model, "--device=-1"], /--device needs an integer ≥ 0, got -1/],
-    [[model, "--strategy", "copied"], /--strategy takes staged or mapped, got "copied"/],
+    [[model, "--strategy", "copied"], /--strategy takes one of staged, mapped, hybrid, got "copied"/],
+    [[model, "--window", "0", "--strategy", "hybrid"], /--window needs an integer ≥ 1, got 0/],
+    [[model, "--window", "2"], /--window is for --strategy hybrid/],
     [[model, "--fast"], /Unknown option '--fast'/],
   ];
   for (const [args, message] of cases) {
