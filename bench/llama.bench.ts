@@ -32,7 +32,7 @@ const { values, positionals } = parseArgs({
     threads: { type: "string", default: String(availableParallelism()) },
     reps: { type: "string", default: "10" },
     turns: { type: "string", default: "6" },
-    "pause-ms": { type: "string", default: "2000" },
+    "pause-ms": { type: "string", default: "1000" },
     "lora-a": { type: "string" },
     "lora-b": { type: "string" },
     "node-llama-cpp": { type: "string" },
@@ -157,12 +157,13 @@ async function measureGenerate(sampleOnDevice?: boolean): Promise<Samples> {
   }
 }
 
-// The sides take turns, the order rotating: a pp512 run lasts ~8 ms on an H100, and GPU clock
-// state moved figures by ±20% between runs of the same binary. Every repetition of every turn is
-// pooled; means (llama-bench's avg_ts) and medians are compared. Each side starts after the same
-// pause: llama-bench's process loads the model with the GPU idle before it measures, and without
-// the pause gpuffi's loops ran straight on, in the rotating order twice in a row, where the H200
-// measured them 3–4% slower than in their other turns (Deno and Bun, 2026-12-02).
+// The sides take turns in one fixed cycle (llama-bench, gpuffi[, node-llama-cpp]), so that each
+// always follows the same other side: a pp512 run lasts ~8 ms on an H100, and GPU clock state
+// moved figures by ±20% between runs of the same binary. Every repetition of every turn is
+// pooled; means (llama-bench's avg_ts) and medians are compared. (An order rotating every turn
+// ran a side twice in a row at every other turn boundary: on the H200 gpuffi's loops measured
+// 4-7% slower in those turns, a 2 s pause before each side did not help, and llama-bench was
+// slower too where it followed itself. Each side starts after the same short pause.)
 const pp = { prompt: promptTokens, gen: 0 };
 const tg = { prompt: 0, gen: genTokens };
 const nativeRuns: ChildResult[][] = [];
@@ -186,7 +187,7 @@ const sides = [
 for (let turn = 0; turn < turns; turn++) {
   for (let i = 0; i < sides.length; i++) {
     await new Promise((resolve) => setTimeout(resolve, pauseMs));
-    await sides[(turn + i) % sides.length]!();
+    await sides[i]!();
   }
 }
 const childSamples = (runs: ChildResult[][], test: "pp" | "tg") =>
@@ -270,7 +271,7 @@ const markdown = [
   `# llama.cpp through gpuffi vs llama-bench (${result.runtime}, ${result.devices.join(" + ")})`,
   "",
   `model ${modelPath}, ${gpuLayers} GPU layers, ${threads} threads, ${llama.versions.llama} (${llama.versions.commit}); ` +
-    `llama-bench, gpuffi${nodeLlamaCpp === undefined ? "" : " and node-llama-cpp"} took ${turns} turns of ${reps} repetitions each, order rotating, each side after a ${pauseMs} ms pause; every repetition is pooled (mean ± sd, and medians)`,
+    `llama-bench, gpuffi${nodeLlamaCpp === undefined ? "" : " and node-llama-cpp"} took ${turns} turns of ${reps} repetitions each, in one fixed order (each side after the same other one and a ${pauseMs} ms pause); every repetition is pooled (mean ± sd, and medians)`,
   "",
   `system info: ${llama.systemInfo.trim()}`,
   "",

@@ -18,7 +18,7 @@
 # "ggml/ llama/ lora/") and the llama.cpp benchmark (pp512, tg128, generate()) against native
 # llama-bench on every packed runtime (and node-llama-cpp on the same build, from Bun or Node, when
 # .device/node-llama-cpp.tar.xz was packed). `llama-bench` is the same without the tests.
-# GPUFFI_LLAMA_BENCH_ARGS="--turns 2 --reps 10" shortens the benchmark (default 6 turns of 10, each side after a 2 s pause);
+# GPUFFI_LLAMA_BENCH_ARGS="--turns 2 --reps 10" shortens the benchmark (default 6 turns of 10, in one fixed order, each side after a 1 s pause);
 # GPUFFI_LLAMA_RUNTIMES="node" runs the llama tests and benchmark on those packed runtimes only.
 # ffi-bench, cuda-bench, pool-bench, upload-bench and the llama benchmark write a result file per
 # runtime (…-<label>-<runtime>.*), each with its C or native anchor measured in the same run.
