@@ -150,9 +150,9 @@ NVRTC ${figures.nvrtc}, ${figures.kind.toUpperCase()} for ${figures.arch}: compi
 | empty kernel, no parameters | ${us(emptyNs)} | ${us(c?.emptyNs)} | ${ratio(emptyNs, c?.emptyNs)} |
 | the same through ${runtimeName}'s bare FFI (handles as integers, made once) | ${us(rawEmptyNs)} | | ${ratio(rawEmptyNs, c?.emptyNs)} |
 | empty kernel, (float *, float, unsigned) | ${us(emptyArgsNs)} | ${us(c?.emptyArgsNs)} | ${ratio(emptyArgsNs, c?.emptyArgsNs)} |
+${torch ? `| PyTorch ${torch.torch}: x.fill_(1) / x.add_(1) / x + 1 on one element | | | ${torch.fillUs.toFixed(2)} / ${torch.addUs.toFixed(2)} / ${torch.addOutOfPlaceUs.toFixed(2)} µs |` : `| PyTorch | skipped: ${torchReason} | | |`}
 
 Every round, µs — gpuffi empty: ${launches.gpuffiEmpty.map(us1).join(", ")}; bare FFI: ${launches.rawEmpty.map(us1).join(", ")}; C empty: ${launches.cEmpty.map(us1).join(", ") || "—"}
-${torch ? `| PyTorch ${torch.torch}: x.fill_(1) / x.add_(1) / x + 1 on one element | | | ${torch.fillUs.toFixed(2)} / ${torch.addUs.toFixed(2)} / ${torch.addOutOfPlaceUs.toFixed(2)} µs |` : `| PyTorch | skipped: ${torchReason} | | |`}
 
 | bandwidth | gpuffi | C | gpuffi / C |
 |---|---|---|---|
