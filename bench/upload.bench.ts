@@ -4,12 +4,15 @@
 //  - pinned cudaMemcpy: DeviceBuffer.copyFrom a pinned buffer (the PCIe ceiling);
 //  - the naive file path: read into a JS buffer, then a pageable write;
 //  - reads only: the whole file read with openFileReads into a pinned ring of staged's best shape
-//    (16 MiB × 64), nothing copied to the device: the most staged could do on this machine.
+//    (16 MiB × 64), nothing copied to the device: the most staged could do on this machine;
+//  - and, given the C anchor (bench/c/read_anchor.cu), the same reads from C threads (16, 32 and
+//    64 of them, each pread of 16 MiB into its own pinned buffer): what the host itself reads.
 // The file is written first and read once, so it is in the page cache: the figures are about
 // copies, not the disk. Goal (issue #8): streamed ≥ 5× pageable.
-//   <runtime> bench/upload.bench.ts [OUT_DIR]     GPUFFI_UPLOAD_BYTES=N to change the size
+//   <runtime> bench/upload.bench.ts [OUT_DIR] [path/to/read_anchor]     GPUFFI_UPLOAD_BYTES=N to change the size
 // Staged reads run many at once on every runtime (openFileReads; on Node on gpuffi's reader
 // threads, not libuv's pool), so nothing here tunes the runtime: the figures are the library's.
+import { execFileSync } from "node:child_process";
 import { open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,6 +28,7 @@ if (reason !== undefined) {
 }
 
 const outDir = process.argv[2];
+const readAnchor = process.argv[3];
 const size = Number(process.env.GPUFFI_UPLOAD_BYTES ?? 2 ** 31);
 const block = 256 * 2 ** 20;
 const path = join(tmpdir(), `gpuffi-upload-bench-${process.pid}.bin`);
@@ -123,6 +127,8 @@ try {
 
   using pool = new PinnedPool(context);
   const readsOnly = await gbps(() => readIntoRing(pool, 16, 64));
+  const cReads = readAnchor === undefined ? [] : execFileSync(readAnchor, [path, String(16 * 2 ** 20), "16", "32", "64"], { encoding: "utf8" })
+    .trim().split("\n").map((line) => JSON.parse(line) as { threads: number; pinned: boolean; gbps: number });
   const streamed: { strategy: UploadStrategy; chunkMiB: number; slots: number; windowMiB?: number; mappedShare?: number; gbps: number }[] = [];
   // Staged: reads dominate (page cache → pinned memory runs at a few GB/s per thread), so
   // throughput grows with the reads in flight: on the H100 host (Bun) 18 GB/s with 32 MiB × 4
@@ -168,6 +174,7 @@ try {
     pinnedGBps: pinnedCopy,
     naiveFileGBps: naive,
     readsOnlyGBps: readsOnly,
+    cReads,
     streamed,
     bestStreamedGBps: best.gbps,
     speedupVsPageable: best.gbps / pageable,
@@ -179,6 +186,7 @@ try {
     `  pinned cudaMemcpy (copyFrom pinned)           ${pinnedCopy.toFixed(2)} GB/s`,
     `  naive file → JS buffer → pageable write       ${naive.toFixed(2)} GB/s`,
     `  reads only (openFileReads → pinned, 16 MiB × 64, no copies) ${readsOnly.toFixed(2)} GB/s (${(readsOnly / pageable).toFixed(1)}× pageable)`,
+    ...cReads.map((r) => `  reads only from C, ${r.threads} threads × 16 MiB preads → ${r.pinned ? "pinned" : "plain"} memory  ${r.gbps.toFixed(2)} GB/s (${(r.gbps / pageable).toFixed(1)}× pageable)`),
     ...streamed.map((s) => `  ${s.strategy} upload ${shape(s)}     ${s.gbps.toFixed(2)} GB/s (${(s.gbps / pageable).toFixed(1)}× pageable${s.mappedShare === undefined ? "" : `, ${(100 * s.mappedShare).toFixed(0)}% mapped`})`),
     `  goal ≥ 5× pageable: ${figures.goalMet ? "met" : "NOT met"} (best ${figures.speedupVsPageable.toFixed(1)}×: ${best.strategy} ${shape(best)})`,
   ];

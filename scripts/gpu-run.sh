@@ -148,7 +148,8 @@ for name in "${runtimes[@]}"; do
     run_ts "$name" bench/kernels.bench.ts "$out" .cache/bench/kernel_launch > "$out/kernels-bench-$label-$name.txt" 2>&1; tail -12 "$out/kernels-bench-$label-$name.txt"
   fi
   if want upload-bench && [ -f bench/upload.bench.ts ]; then
-    run_ts "$name" bench/upload.bench.ts "$out" > "$out/upload-bench-$label-$name.txt" 2>&1; tail -25 "$out/upload-bench-$label-$name.txt"
+    nvcc -O2 -o .cache/bench/read_anchor bench/c/read_anchor.cu
+    run_ts "$name" bench/upload.bench.ts "$out" .cache/bench/read_anchor > "$out/upload-bench-$label-$name.txt" 2>&1; tail -28 "$out/upload-bench-$label-$name.txt"
   fi
 done
 if want train && [ -x "$llama_dir/llama-bench" ]; then
