@@ -19,8 +19,8 @@
 //    the copies of its pieces), the mapped side takes runs of up to `windowChunks` chunks that
 //    follow each other in the file from the back (one registration of the run's pages), until
 //    the two meet: neither side is given a share, the faster one simply takes more. Staged copies
-//    on the upload's stream, mapped on a second stream of its own. Its speed on a GPU is not
-//    measured yet (bench/upload.bench.ts has its variants): it is not a default anywhere.
+//    on the upload's stream, mapped on a second stream of its own. On the H200 host the rates did
+//    not add (the registrations on the JS thread and the reads compete): it is not a default anywhere.
 import { open, stat } from "node:fs/promises";
 import { type CudaContext, type CudaEvent, type CudaMemory, type CudaStream, type DeviceBuffer, type PinnedPool, RegisteredHostMemory, checkRange } from "./index.ts";
 import { type FfiCapabilities, type FileReads, GpuffiError, MappedFile, type Pointer, capabilities, openFileReads, pageSize } from "../ffi/index.ts";
@@ -50,7 +50,7 @@ export const uploadStrategies: readonly UploadStrategy[] = ["staged", "mapped", 
 export interface UploadOptions {
   /**
    * "staged": read into pinned staging buffers; "mapped": register the mapped file's pages;
-   * "hybrid": both at once, sharing the work (not measured on a GPU yet; never the default).
+   * "hybrid": both at once, sharing the work (on the H200 host no faster than staged; never the default).
    * Default: staged where file reads run in parallel or when a `pool` is given, else mapped
    * (see {@link defaultUploadStrategy}).
    */
@@ -111,7 +111,9 @@ export interface UploadStats {
  * the page cache, staged went 38–40 GB/s on Bun (8 MiB × 32) but 16 on Node and 4.7 on Deno when
  * Node's reads shared libuv's 4 threads and Deno's one file handle; mapped 19–25 GB/s on all
  * three, best with large windows (64 MiB × 4, 256 MiB × 2). Hybrid: staged's ring, next to
- * mapped windows of 64 MiB (windowChunks), 4 of them at once; unmeasured.
+ * mapped windows of 64 MiB (windowChunks), 4 of them at once; on the H200 host (2026-12-02) no
+ * faster than staged: 25–31 GB/s against staged's 30–35 (the registrations on the JS thread and
+ * the reads compete), where the reads alone ran at 38.6 GB/s on Deno and 51.9 from C threads.
  */
 const defaults: Readonly<Record<UploadStrategy, { chunkBytes: number; slots: number }>> = {
   staged: { chunkBytes: 8 * 2 ** 20, slots: 32 },
