@@ -18,7 +18,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, hostname } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -246,16 +246,18 @@ const rows = [
   ratio: mean(r.measured) / mean(r.native),
   medianRatio: median(r.measured) / median(r.native),
 }));
+// Paths inside the repo are recorded relative to it: results name no machine's folders.
+const shown = (path: string) => (resolve(path).startsWith(process.cwd() + "/") ? relative(process.cwd(), resolve(path)) : path);
 const result = {
   runtime: runtimeVersion(),
   host: hostname(),
   cpu: cpus()[0]?.model,
   devices: llama.devices().map((d) => d.description),
-  library: llama.path,
+  library: shown(llama.path),
   versions: llama.versions,
   // OPENMP = 1 or not: without OpenMP, a context with no threadpool starts ggml's threads on every decode.
   systemInfo: llama.systemInfo,
-  model: modelPath,
+  model: shown(modelPath),
   gpuLayers,
   threads,
   reps,
@@ -270,7 +272,7 @@ const figure = (s: { mean: number; stddev: number }) => `${s.mean.toFixed(1)} ±
 const markdown = [
   `# llama.cpp through gpuffi vs llama-bench (${result.runtime}, ${result.devices.join(" + ")})`,
   "",
-  `model ${modelPath}, ${gpuLayers} GPU layers, ${threads} threads, ${llama.versions.llama} (${llama.versions.commit}); ` +
+  `model ${shown(modelPath)}, ${gpuLayers} GPU layers, ${threads} threads, ${llama.versions.llama} (${llama.versions.commit}); ` +
     `llama-bench, gpuffi${nodeLlamaCpp === undefined ? "" : " and node-llama-cpp"} took ${turns} turns of ${reps} repetitions each, in one fixed order (each side after the same other one and a ${pauseMs} ms pause); every repetition is pooled (mean ± sd, and medians)`,
   "",
   `system info: ${llama.systemInfo.trim()}`,
