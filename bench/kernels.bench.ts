@@ -76,6 +76,8 @@ function launchNs(launch: () => void, s: CudaStream): number {
 // The image the C anchor loads: the same machine code as gpuffi's.
 const image = join(tmpdir(), `gpuffi-bench-${process.pid}.${compiled.kind}`);
 writeFileSync(image, compiled.image);
+// Removed when the benchmark ends, however it ends.
+using _image = { [Symbol.dispose]: () => rmSync(image, { force: true }) };
 const anchor = (elements: number) => JSON.parse(execFileSync(anchorPath!, [image, String(elements), String(bursts), String(calls)], { encoding: "utf8" })) as { emptyNs: number; emptyArgsNs: number; scaleAddGBps: number | null };
 
 // Launch cost moves with the machine's state by more than the differences timed here, so the
@@ -114,12 +116,7 @@ function scaleAddGBps(kernel: Kernel<readonly ["ptr", "ptr", "f32", "u64"]>): nu
 }
 const gbps = scaleAddGBps(scaleAdd);
 
-let c: { emptyNs: number; emptyArgsNs: number; scaleAddGBps: number } | undefined;
-try {
-  if (anchorPath) c = { emptyNs: median(launches.cEmpty), emptyArgsNs: median(launches.cEmptyArgs), scaleAddGBps: anchor(n).scaleAddGBps! };
-} finally {
-  rmSync(image, { force: true });
-}
+const c = anchorPath ? { emptyNs: median(launches.cEmpty), emptyArgsNs: median(launches.cEmptyArgs), scaleAddGBps: anchor(n).scaleAddGBps! } : undefined;
 
 const torchScript = fileURLToPath(new URL("./torch_launch.py", import.meta.url));
 const torchRun = spawnSync(process.env.PYTHON ?? "python3", [torchScript, JSON.stringify({ bursts, calls })], { encoding: "utf8" });
