@@ -119,9 +119,13 @@ if want tests; then
 fi
 
 mkdir -p .cache/bench
+# The C anchors, built once per call (never reused from an earlier call: its sources may differ).
 if want cuda-bench || want pool-bench; then
   nvcc -O2 -o .cache/bench/cuda_anchor bench/c/cuda_anchor.cu
 fi
+if want pool-bench; then nvcc -O2 -o .cache/bench/pool_anchor bench/c/pool_anchor.cu 2>/dev/null; fi
+if want kernels-bench; then nvcc -O2 -o .cache/bench/kernel_launch bench/c/kernel_launch.cu -lcuda; fi
+if want upload-bench; then nvcc -O2 -o .cache/bench/read_anchor bench/c/read_anchor.cu; fi
 if want gemm-bench; then
   nvcc -O2 -std=c++20 -o .cache/bench/gemm_issue bench/c/gemm_issue.cu -lcublas -lcublasLt
 fi
@@ -135,7 +139,6 @@ for name in "${runtimes[@]}"; do
   if want ffi-bench; then runner scripts/bench.mjs --runtimes "$name" --label "$label-$name" --out "$out" 2>&1 | tail -2; fi
   if want cuda-bench; then run_ts "$name" bench/cuda.bench.ts .cache/bench/cuda_anchor > "$out/cuda-bench-$label-$name.txt" 2>&1; tail -8 "$out/cuda-bench-$label-$name.txt"; fi
   if want pool-bench && [ -f bench/pool.bench.ts ]; then
-    nvcc -O2 -o .cache/bench/pool_anchor bench/c/pool_anchor.cu 2>/dev/null
     run_ts "$name" bench/pool.bench.ts .cache/bench/pool_anchor > "$out/pool-bench-$label-$name.txt" 2>&1; tail -8 "$out/pool-bench-$label-$name.txt"
   fi
   # PyTorch (bench/torch_matmul.py) and the C anchor (bench/c/gemm_issue.cu) run on the same GPU, started by the benchmark itself.
@@ -144,11 +147,9 @@ for name in "${runtimes[@]}"; do
   fi
   # NVRTC kernels: launch cost against C's cuLaunchKernel and PyTorch, bandwidth against C (bench/kernels.bench.ts).
   if want kernels-bench; then
-    nvcc -O2 -o .cache/bench/kernel_launch bench/c/kernel_launch.cu -lcuda
-    run_ts "$name" bench/kernels.bench.ts "$out" .cache/bench/kernel_launch > "$out/kernels-bench-$label-$name.txt" 2>&1; tail -12 "$out/kernels-bench-$label-$name.txt"
+    run_ts "$name" bench/kernels.bench.ts "$out" .cache/bench/kernel_launch > "$out/kernels-bench-$label-$name.txt" 2>&1; tail -15 "$out/kernels-bench-$label-$name.txt"
   fi
   if want upload-bench && [ -f bench/upload.bench.ts ]; then
-    nvcc -O2 -o .cache/bench/read_anchor bench/c/read_anchor.cu
     run_ts "$name" bench/upload.bench.ts "$out" .cache/bench/read_anchor > "$out/upload-bench-$label-$name.txt" 2>&1; tail -28 "$out/upload-bench-$label-$name.txt"
   fi
 done
