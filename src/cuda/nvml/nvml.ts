@@ -3,7 +3,7 @@
 // holds one nvmlInit_v2 of its library, refcounted so that the last session's dispose is the one
 // nvmlShutdown. Device handles belong to NVML and stay valid while a session is open, so an
 // NvmlDevice is not a resource of its own: it checks its session instead.
-import { NativeResource, type NativeSymbols, type Pointer, Out, decodeStruct, encodeStruct, loadLibrary } from "../../ffi/index.ts";
+import { NativeResource, type NativeSymbols, type Pointer, Out, decodeStruct, encodeStruct, environmentValue, loadLibrary } from "../../ffi/index.ts";
 import {
   NvmlBufferSize,
   bufferText,
@@ -95,7 +95,8 @@ const libraries = new Map<string, NvmlLibrary>();
 
 /** This thread's NvmlLibrary for the libnvidia-ml at `path` (default: the locator's choice). */
 export function nvmlLibrary(path?: string): NvmlLibrary {
-  const key = path ?? "";
+  // The locator's choice follows GPUFFI_NVML, which may change between calls.
+  const key = path ?? `$${nvmlSpec.envVar}=${environmentValue(nvmlSpec.envVar) ?? ""}`;
   let library = libraries.get(key);
   if (!library) {
     const api = loadNvml(path);
