@@ -3,10 +3,10 @@
 //  - pageable cudaMemcpy: DeviceBuffer.write from a JS buffer (CUDA stages it synchronously);
 //  - pinned cudaMemcpy: DeviceBuffer.copyFrom a pinned buffer (the PCIe ceiling);
 //  - the naive file path: read into a JS buffer, then a pageable write;
-//  - reads only: the whole file read with openFileReads into a pinned ring of 16 MiB × 16, 32 and
-//    64 slots, nothing copied to the device: the most staged could do on this machine;
-//  - and, given the C anchor (bench/c/read_anchor.cu), the same reads from C threads (16, 32 and
-//    64 of them, each pread of 16 MiB into its own pinned buffer): what the host itself reads.
+//  - reads only: the whole file read with openFileReads into a pinned ring of 16 MiB × 8, 16, 32
+//    and 64 slots, nothing copied to the device: the most staged could do on this machine;
+//  - and, given the C anchor (bench/c/read_anchor.cu), the same reads from C threads (8, 16, 32
+//    and 64 of them, each pread of 16 MiB into its own pinned buffer): what the host itself reads.
 // The file is written first and read once, so it is in the page cache: the figures are about
 // copies, not the disk. Goal (issue #8): streamed ≥ 5× pageable.
 //   <runtime> bench/upload.bench.ts [OUT_DIR] [path/to/read_anchor]     GPUFFI_UPLOAD_BYTES=N to change the size
@@ -96,9 +96,9 @@ async function readIntoRing(pool: PinnedPool, chunkMiB: number, slots: number): 
   }
 }
 
-/** A variant's shape: `16 MiB × 64 slots`, and ` + 64 MiB windows` for a hybrid. */
-const shape = (s: { chunkMiB: number; slots: number; windowMiB?: number }) =>
-  `${String(s.chunkMiB).padStart(4)} MiB × ${String(s.slots).padEnd(2)} slots${s.windowMiB === undefined ? "" : ` + ${s.windowMiB} MiB windows`}`;
+/** A variant's shape: `16 MiB × 64 slots, 16 reads`, and ` + 64 MiB windows` for a hybrid. */
+const shape = (s: { chunkMiB: number; slots: number; reads?: number; windowMiB?: number }) =>
+  `${String(s.chunkMiB).padStart(4)} MiB × ${String(s.slots).padEnd(3)} slots${s.reads === undefined ? "" : `, ${String(s.reads).padEnd(2)} reads`}${s.windowMiB === undefined ? "" : ` + ${s.windowMiB} MiB windows`}`;
 
 /** Best of `rounds` runs, in GB/s (10^9 bytes per second). */
 async function gbps(run: () => Promise<void> | void, rounds = 3): Promise<number> {
@@ -128,10 +128,10 @@ try {
   using pool = new PinnedPool(context);
   // At the C anchor's thread counts: how the runtime's reads scale with the reads in flight.
   const readsOnly: { slots: number; gbps: number }[] = [];
-  for (const slots of [16, 32, 64]) readsOnly.push({ slots, gbps: await gbps(() => readIntoRing(pool, 16, slots)) });
-  const cReads = readAnchor === undefined ? [] : execFileSync(readAnchor, [path, String(16 * 2 ** 20), "16", "32", "64"], { encoding: "utf8" })
+  for (const slots of [8, 16, 32, 64]) readsOnly.push({ slots, gbps: await gbps(() => readIntoRing(pool, 16, slots)) });
+  const cReads = readAnchor === undefined ? [] : execFileSync(readAnchor, [path, String(16 * 2 ** 20), "8", "16", "32", "64"], { encoding: "utf8" })
     .trim().split("\n").map((line) => JSON.parse(line) as { threads: number; pinned: boolean; gbps: number });
-  const streamed: { strategy: UploadStrategy; chunkMiB: number; slots: number; windowMiB?: number; mappedShare?: number; gbps: number }[] = [];
+  const streamed: { strategy: UploadStrategy; chunkMiB: number; slots: number; reads?: number; windowMiB?: number; mappedShare?: number; gbps: number }[] = [];
   // Staged: reads dominate (page cache → pinned memory runs at a few GB/s per thread), so
   // throughput grows with the reads in flight: on the H100 host (Bun) 18 GB/s with 32 MiB × 4
   // slots, 23 with 8, 35 with 16 MiB × 16, 37 with 16 MiB × 32. Mapped: no reads; registering
@@ -139,26 +139,29 @@ try {
   // at 25 GB/s (64 MiB × 4, 256 MiB × 2): pinning costs more per byte than reading. Hybrid: a
   // staged ring (chunk MiB × slots) and mapped windows (the 4th number, MiB) at once, sharing the
   // chunks; on the H200 host staged peaked at 32.6 GB/s and mapped at 19–22: do they add up?
-  const variants: [UploadStrategy, number, number, number?][] = [
-    ["staged", 32, 8], ["staged", 16, 16], ["staged", 16, 32], ["staged", 8, 32], ["staged", 8, 64], ["staged", 16, 64], ["staged", 4, 64], ["staged", 4, 128],
+  // Reads in flight: the default (the slots, at most the cores), and as many as the slots.
+  const variants: [UploadStrategy, number, number, ("slots" | undefined)?, number?][] = [
+    ["staged", 32, 8], ["staged", 16, 16], ["staged", 16, 32], ["staged", 16, 32, "slots"], ["staged", 8, 32], ["staged", 8, 32, "slots"],
+    ["staged", 8, 64], ["staged", 16, 64], ["staged", 16, 64, "slots"], ["staged", 4, 64], ["staged", 4, 128],
     ["mapped", 64, 4], ["mapped", 256, 2],
-    ["hybrid", 16, 64, 64], ["hybrid", 8, 32, 64], ["hybrid", 16, 32, 64], ["hybrid", 16, 64, 256],
+    ["hybrid", 16, 64, undefined, 64], ["hybrid", 16, 32, undefined, 64], ["hybrid", 16, 64, undefined, 256],
   ];
-  const upload = (strategy: UploadStrategy, chunkMiB: number, slots: number, windowMiB?: number) =>
+  const upload = (strategy: UploadStrategy, chunkMiB: number, slots: number, reads?: "slots", windowMiB?: number) =>
     uploadFileRanges(context, path, [{ offset: 0, byteLength: size, target: device }], {
       strategy,
       chunkBytes: chunkMiB * 2 ** 20,
       slots,
       ...(strategy === "mapped" ? {} : { pool }),
+      ...(reads === undefined ? {} : { reads: slots }),
       ...(windowMiB === undefined ? {} : { windowChunks: windowMiB / chunkMiB }),
     });
-  for (const [strategy, chunkMiB, slots, windowMiB] of variants) {
-    const figure = await gbps(async () => void await upload(strategy, chunkMiB, slots, windowMiB));
+  for (const [strategy, chunkMiB, slots, reads, windowMiB] of variants) {
+    const figure = await gbps(async () => void await upload(strategy, chunkMiB, slots, reads, windowMiB));
     // Each variant must deliver the file: one more run into a cleared buffer, then every block
     // compared (a hybrid's two sides meet anywhere).
     device.fill(0);
-    const stats: UploadStats = await upload(strategy, chunkMiB, slots, windowMiB);
-    streamed.push({ strategy, chunkMiB, slots, ...(windowMiB === undefined ? {} : { windowMiB, mappedShare: stats.mappedBytes! / size }), gbps: figure });
+    const stats: UploadStats = await upload(strategy, chunkMiB, slots, reads, windowMiB);
+    streamed.push({ strategy, chunkMiB, slots, ...(stats.reads === undefined ? {} : { reads: stats.reads }), ...(windowMiB === undefined ? {} : { windowMiB, mappedShare: stats.mappedBytes! / size }), gbps: figure });
     for (let at = 0; at < size; at += block) {
       const length = Math.min(block, size - at);
       fillBlock(scratch, at / block + 1);

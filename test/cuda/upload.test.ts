@@ -4,6 +4,7 @@
 // window of the mapped file before its copy ran shows up in the fake's `faults`.
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { test } from "../harness.ts";
@@ -62,12 +63,16 @@ test("upload: any ranges, chunk sizes, slot counts and strategies land at their 
     fc.integer({ min: 1_000, max: 2 * pageSize() }),
     fc.integer({ min: 1, max: 5 }),
     fc.constantFrom(...uploadStrategies),
-    (spans, chunkBytes, slots, strategy) => withSlowGpu(async (context) => {
+    fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined }),
+    (spans, chunkBytes, slots, strategy, readsAsked) => withSlowGpu(async (context) => {
       // Ranges may overlap and come in any order (a mapped window then serves several of them).
       const ranges = spans.map(([offset, length]) => ({ offset, byteLength: Math.min(length, data.length - offset) }));
       const targets = ranges.map((r) => context.alloc(r.byteLength + 16));
-      const stats = await uploadFileRanges(context, path, ranges.map((r, i) => ({ ...r, target: targets[i]!, targetOffset: 16 })), { chunkBytes, slots, strategy });
+      const reads = strategy === "mapped" ? undefined : readsAsked;
+      const stats = await uploadFileRanges(context, path, ranges.map((r, i) => ({ ...r, target: targets[i]!, targetOffset: 16 })), { chunkBytes, slots, strategy, reads });
       assert.equal(stats.bytes, ranges.reduce((n, r) => n + r.byteLength, 0));
+      // Reads in flight: as asked, else the slots up to the machine's cores; a mapped upload reads nothing.
+      assert.equal(stats.reads, strategy === "mapped" ? undefined : reads ?? Math.min(slots, availableParallelism()));
       ranges.forEach((r, i) => assert.deepEqual(targets[i]!.read(undefined, { offset: 16 }), data.subarray(r.offset, r.offset + r.byteLength)));
     }),
   ), { numRuns: 30 });
@@ -283,6 +288,8 @@ test("upload: bad options and ranges outside the file or the target are refused 
       await assert.rejects(uploadFileRanges(context, path, [{ ...range, targetOffset: 1 }], { strategy }), (e) => e instanceof CudaArgumentError && /range 0: target/.test(e.message));
       const windowChunks = strategy === "hybrid" ? /windowChunks must be a positive integer, got 0/ : new RegExp(`windowChunks is for the hybrid strategy: the ${strategy} one`);
       await assert.rejects(uploadFileRanges(context, path, [range], { strategy, windowChunks: 0 }), (e) => e instanceof UploadError && windowChunks.test(e.message));
+      const reads = strategy === "mapped" ? /reads is for the staged and hybrid strategies: the mapped one reads nothing/ : /reads must be a positive integer, got 0/;
+      await assert.rejects(uploadFileRanges(context, path, [range], { strategy, reads: 0 }), (e) => e instanceof UploadError && reads.test(e.message));
     }
     assert.deepEqual(fake.calls.filter((c) => c === "cudaMemcpyAsync" || c === "cudaHostRegister"), []);
   });
@@ -317,6 +324,8 @@ test("gpuffi upload: wrong arguments are usage errors (exit 2) that name the opt
     [[model, "--strategy", "copied"], /--strategy takes one of staged, mapped, hybrid, got "copied"/],
     [[model, "--window", "0", "--strategy", "hybrid"], /--window needs an integer ≥ 1, got 0/],
     [[model, "--window", "2"], /--window is for --strategy hybrid/],
+    [[model, "--reads", "0"], /--reads needs an integer ≥ 1, got 0/],
+    [[model, "--reads", "2", "--strategy", "mapped"], /--reads is for --strategy staged or hybrid/],
     [[model, "--fast"], /Unknown option '--fast'/],
   ];
   for (const [args, message] of cases) {
