@@ -53,14 +53,17 @@ function releaseOnce(state: ReleaseState, context: CudaContext, free: () => numb
 
 // Under module-private symbols rather than #private fields, as NativeResource's state and for the
 // same reason: a pool hit constructs this class's part of every buffer (see ffi/resource.ts).
-const stateKey = Symbol("state");
-const ownerKey = Symbol("owner");
+// One field for what frees it: its release's state (tracked by the context) or its pool (pooled
+// memory); each field more is more garbage per pool hit.
+const freedByKey = Symbol("freedBy");
+
+/** Whether `freedBy` is a pool (its buffers are never tracked: no ReleaseState). */
+const isOwner = (freedBy: ReleaseState | MemoryOwner): freedBy is MemoryOwner => (freedBy as Partial<ReleaseState>).call === undefined;
 
 export abstract class ContextResource extends NativeResource {
   declare readonly context: CudaContext;
   /** Undefined for pooled memory, whose release is the pool's bookkeeping alone (no CUDA call). */
-  private declare readonly [stateKey]: ReleaseState | undefined;
-  private declare readonly [ownerKey]: MemoryOwner | undefined;
+  private declare readonly [freedByKey]: ReleaseState | MemoryOwner;
 
   /**
    * @param free Frees the native resource and returns the CUDA status. It runs with the
@@ -75,20 +78,22 @@ export abstract class ContextResource extends NativeResource {
     super(kind, release);
     this.context = context;
     if (state && typeof order === "string") state.untrack = context.track(order, this, release);
-    this[stateKey] = state;
-    this[ownerKey] = owner;
+    this[freedByKey] = state ?? owner!;
   }
 
   /** True once disposed, or freed with its context or pool. */
   override get disposed(): boolean {
-    return super.disposed || this[stateKey]?.released === true || this[ownerKey]?.closed === true;
+    const freedBy = this[freedByKey];
+    return super.disposed || (isOwner(freedBy) ? freedBy.closed : freedBy.released);
   }
 
   /** Throws unless this resource, its context and its device can be used. */
   assertUsable(): void {
     this.assertLive();
-    if (this[stateKey]?.released) throw new DisposedError(`${this.kind} (freed when its CudaContext was disposed)`);
-    if (this[ownerKey]?.closed) throw new DisposedError(`${this.kind} (freed with its pool when the CudaContext was disposed)`);
+    const freedBy = this[freedByKey];
+    if (isOwner(freedBy)) {
+      if (freedBy.closed) throw new DisposedError(`${this.kind} (freed with its pool when the CudaContext was disposed)`);
+    } else if (freedBy.released) throw new DisposedError(`${this.kind} (freed when its CudaContext was disposed)`);
     this.context.assertUsable();
   }
 
@@ -101,8 +106,8 @@ export abstract class ContextResource extends NativeResource {
   /** Frees the resource now; a failed free throws the CudaError after the resource is gone. */
   override dispose(): void {
     super.dispose();
-    const state = this[stateKey];
-    if (state && state.status !== 0) {
+    const state = this[freedByKey];
+    if (!isOwner(state) && state.status !== 0) {
       const status = state.status;
       state.status = 0;
       this.context.check(status, state.call);

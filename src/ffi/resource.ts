@@ -60,7 +60,6 @@ const batchSize = 1024;
 // are inlined. Nothing outside this module holds the symbols, so only it can reach a release.
 const releaseKey = Symbol("release");
 const kindKey = Symbol("kind");
-const registeredKey = Symbol("registered");
 
 // The batch is filled in place and emptied by registerBatch (an array grown anew for every batch
 // cost V8 a reallocation every few pushes).
@@ -80,7 +79,6 @@ function registerBatch(): void {
     const release = resource[releaseKey];
     if (release === undefined) continue;
     registry.register(resource, { kind: resource[kindKey], release }, resource);
-    resource[registeredKey] = true;
   }
 }
 
@@ -92,7 +90,6 @@ function registerBatch(): void {
 export abstract class NativeResource implements Disposable {
   private declare [releaseKey]: (() => void) | undefined;
   private declare readonly [kindKey]: string;
-  private declare [registeredKey]: boolean;
 
   /**
    * @param collectLeaks Free the resource when the object is garbage-collected undisposed. Turn
@@ -102,7 +99,6 @@ export abstract class NativeResource implements Disposable {
   protected constructor(kind: string, release: () => void, collectLeaks = true) {
     this[kindKey] = kind;
     this[releaseKey] = release;
-    this[registeredKey] = false;
     if (!collectLeaks) return;
     const size = unregisteredCount++;
     unregistered[size] = this;
@@ -135,8 +131,11 @@ export abstract class NativeResource implements Disposable {
     const release = this[releaseKey];
     if (release === undefined) throw new DisposedError(this[kindKey]);
     this[releaseKey] = undefined;
-    if (this[registeredKey]) registry.unregister(this);
-    else if (unregisteredCount > 0 && unregistered[unregisteredCount - 1] === this) unregistered[--unregisteredCount] = undefined;
+    // The last of the batch leaves it; any other is unregistered, which is nothing for one still
+    // waiting in the batch (registerBatch skips the disposed) or made with collectLeaks off. No
+    // flag says which: every field is a few bytes more of garbage per pool hit.
+    if (unregisteredCount > 0 && unregistered[unregisteredCount - 1] === this) unregistered[--unregisteredCount] = undefined;
+    else registry.unregister(this);
     release();
   }
 

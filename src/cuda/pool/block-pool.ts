@@ -360,7 +360,13 @@ export class BlockPool<S> {
    * finalizer must not keep the buffer alive), made once per block and reused by every buffer it backs.
    */
   releaseOf(block: Block<S>): () => number {
-    return (block.release ??= () => (this.free(block), 0));
+    // The closure is made apart: a function that may make one allocates its captured variables'
+    // context on every call, made or not (48 bytes a pool hit, a third of its garbage).
+    return block.release ?? this.#makeRelease(block);
+  }
+
+  #makeRelease(block: Block<S>): () => number {
+    return (block.release = () => (this.free(block), 0));
   }
 
   /** Returns a block; a closed pool (its segments already freed) ignores it. */
