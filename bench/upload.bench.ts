@@ -4,7 +4,8 @@
 //  - pinned cudaMemcpy: DeviceBuffer.copyFrom a pinned buffer (the PCIe ceiling);
 //  - the naive file path: read into a JS buffer, then a pageable write;
 //  - reads only: the whole file read with openFileReads into a pinned ring of 16 MiB × 8, 16, 32
-//    and 64 slots, nothing copied to the device: the most staged could do on this machine;
+//    and 64 slots (and at 16 through the runtime's own node:fs file handles, which Bun's reads
+//    are and Deno's and Node's are not), nothing copied to the device: the most staged could do;
 //  - and, given the C anchor (bench/c/read_anchor.cu), the same reads from C threads (8, 16, 32
 //    and 64 of them, each pread of 16 MiB into its own pinned buffer): what the host itself reads.
 // The file is written first and read once, so it is in the page cache: the figures are about
@@ -17,7 +18,7 @@ import { open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { openFileReads, runtimeName, runtimeVersion } from "../src/ffi/index.ts";
+import { type FileReadMethod, openFileReads, runtimeName, runtimeVersion } from "../src/ffi/index.ts";
 import { CudaContext, PinnedPool, uploadFileRanges, type UploadStats, type UploadStrategy } from "../src/cuda/index.ts";
 import { probeGpu } from "../test/cuda/gpu-probe.ts";
 
@@ -72,9 +73,9 @@ async function readBlocks(each: (bytes: Uint8Array, at: number) => void): Promis
  * The whole file read into a ring of `slots` pinned buffers of `chunkMiB` from `pool`, one read
  * in flight per buffer, as the staged upload reads (openFileReads), with no copies to the device.
  */
-async function readIntoRing(pool: PinnedPool, chunkMiB: number, slots: number): Promise<void> {
+async function readIntoRing(pool: PinnedPool, chunkMiB: number, slots: number, method: FileReadMethod = "default"): Promise<void> {
   const chunk = chunkMiB * 2 ** 20;
-  const file = await openFileReads(path, slots);
+  const file = await openFileReads(path, slots, method);
   const ring = Array.from({ length: slots }, () => pool.alloc(chunk));
   let next = 0;
   try {
@@ -127,8 +128,10 @@ try {
 
   using pool = new PinnedPool(context);
   // At the C anchor's thread counts: how the runtime's reads scale with the reads in flight.
-  const readsOnly: { slots: number; gbps: number }[] = [];
-  for (const slots of [8, 16, 32, 64]) readsOnly.push({ slots, gbps: await gbps(() => readIntoRing(pool, 16, slots)) });
+  const readsOnly: { slots: number; method: FileReadMethod; gbps: number }[] = [];
+  for (const slots of [8, 16, 32, 64]) readsOnly.push({ slots, method: "default", gbps: await gbps(() => readIntoRing(pool, 16, slots)) });
+  // The runtime's own node:fs file handles, for comparison (Bun's default; on Deno and Node, not).
+  readsOnly.push({ slots: 16, method: "handles", gbps: await gbps(() => readIntoRing(pool, 16, 16, "handles")) });
   const cReads = readAnchor === undefined ? [] : execFileSync(readAnchor, [path, String(16 * 2 ** 20), "8", "16", "32", "64"], { encoding: "utf8" })
     .trim().split("\n").map((line) => JSON.parse(line) as { threads: number; pinned: boolean; gbps: number });
   const streamed: { strategy: UploadStrategy; chunkMiB: number; slots: number; reads?: number; windowMiB?: number; mappedShare?: number; gbps: number }[] = [];
@@ -191,7 +194,7 @@ try {
     `  pageable cudaMemcpy (DeviceBuffer.write)      ${pageable.toFixed(2)} GB/s`,
     `  pinned cudaMemcpy (copyFrom pinned)           ${pinnedCopy.toFixed(2)} GB/s`,
     `  naive file → JS buffer → pageable write       ${naive.toFixed(2)} GB/s`,
-    ...readsOnly.map((r) => `  reads only (openFileReads → pinned, 16 MiB × ${r.slots}, no copies) ${r.gbps.toFixed(2)} GB/s (${(r.gbps / pageable).toFixed(1)}× pageable)`),
+    ...readsOnly.map((r) => `  reads only (openFileReads${r.method === "handles" ? " through node:fs handles" : ""} → pinned, 16 MiB × ${r.slots}, no copies) ${r.gbps.toFixed(2)} GB/s (${(r.gbps / pageable).toFixed(1)}× pageable)`),
     ...cReads.map((r) => `  reads only from C, ${r.threads} threads × 16 MiB preads → ${r.pinned ? "pinned" : "plain"} memory  ${r.gbps.toFixed(2)} GB/s (${(r.gbps / pageable).toFixed(1)}× pageable)`),
     ...streamed.map((s) => `  ${s.strategy} upload ${shape(s)}     ${s.gbps.toFixed(2)} GB/s (${(s.gbps / pageable).toFixed(1)}× pageable${s.mappedShare === undefined ? "" : `, ${(100 * s.mappedShare).toFixed(0)}% mapped`})`),
     `  goal ≥ 5× pageable: ${figures.goalMet ? "met" : "NOT met"} (best ${figures.speedupVsPageable.toFixed(1)}×: ${best.strategy} ${shape(best)})`,

@@ -8,6 +8,7 @@ import { dlFlags, dlSymbols } from "../../src/ffi/dl.ts";
 import { libcMemory } from "../../src/ffi/memory.ts";
 import { libcEnvironment } from "../../src/ffi/environment.ts";
 import { libcMapping, mappingConstants } from "../../src/ffi/mapped-file.ts";
+import { libcReads } from "../../src/ffi/file-reads.ts";
 import {
   CacheType, FlashAttention, LLAMA_DEFAULT_SEED, LLAMA_TOKEN_NULL, LoadMode, PoolingType, SplitMode,
   llamaBatch, llamaContextParams, llamaModelParams, llamaSamplerChainParams, llamaSymbols,
@@ -255,6 +256,7 @@ export const libc: AbiLibrary = {
     { name: "libcMemory", symbols: libcMemory },
     { name: "libcEnvironment", symbols: libcEnvironment },
     { name: "libcMapping", symbols: libcMapping },
+    { name: "libcReads", symbols: libcReads },
   ],
   constants: [...constantsOf("dlFlags", dlFlags, same(dlFlags)), ...constantsOf("mappingConstants", mappingConstants, same(mappingConstants))],
   exceptions: [{ symbol: "mmap", position: "result", reason: "void * bound as ssize_t so that MAP_FAILED reads -1" }],

@@ -1,10 +1,11 @@
 // Reads of one file into native memory, many at once, on every runtime. Streamed uploads
 // (src/cuda/upload.ts) read model files into pinned staging buffers this way: page cache →
 // memory runs at a few GB/s per thread, so their speed is the number of reads in flight.
-//  - Bun runs node:fs reads on a pool of its own, and so does Deno, but Deno runs one read at a
-//    time per file handle (measured on the H100 host: 4.7 GB/s at any number in flight; on the
-//    2-core CI box 3.8 GB/s with one handle, 9.9 with one per read): each read takes a handle no
-//    other read is using.
+//  - Bun runs node:fs reads on a pool of its own: each read takes a file handle no other read is
+//    using (Deno's node:fs runs one read at a time per handle).
+//  - Deno: pread(2) as a nonblocking FFI call, on Deno's blocking threads, straight into the
+//    native memory. Through node:fs handles Deno read the page cache at 39–42 GB/s on the H200
+//    host where 16 C threads read 52 (bench/upload.bench.ts shows both).
 //  - Node runs them on libuv's pool, 4 threads unless UV_THREADPOOL_SIZE said otherwise before
 //    the first file operation (which module loading makes: a library cannot raise it), and
 //    koffi's async calls share those threads. So reads run on worker threads of gpuffi's own,
@@ -14,8 +15,10 @@ import { open, type FileHandle } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { backend } from "./backend.ts";
 import { FfiArgumentError } from "./errors.ts";
+import { type NativeLibrary, openLibrary } from "./library.ts";
+import { libcMapping } from "./mapped-file.ts";
 import { runtimeName } from "./runtime.ts";
-import type { Pointer } from "./types.ts";
+import { type Pointer, defineSymbols } from "./types.ts";
 
 /** An open file whose bytes are read into native memory, up to `concurrency` reads at once. */
 export interface FileReads extends AsyncDisposable {
@@ -28,10 +31,15 @@ export interface FileReads extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/** How reads reach the file: this runtime's best (default), or its node:fs file handles (for comparison). */
+export type FileReadMethod = "default" | "handles";
+
 /** Opens `path` for reads into native memory, `concurrency` of them at a time. */
-export async function openFileReads(path: string, concurrency: number): Promise<FileReads> {
+export async function openFileReads(path: string, concurrency: number, method: FileReadMethod = "default"): Promise<FileReads> {
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new FfiArgumentError(`openFileReads: concurrency must be a positive integer, got ${concurrency}`);
-  return runtimeName === "node" ? await WorkerReads.open(path, concurrency) : await HandleReads.open(path, concurrency);
+  if (method === "handles") return await HandleReads.open(path, concurrency);
+  if (runtimeName === "node") return await WorkerReads.open(path, concurrency);
+  return runtimeName === "deno" ? await PreadReads.open(path, concurrency) : await HandleReads.open(path, concurrency);
 }
 
 function checkRead(ptr: Pointer, length: number, position: number): void {
@@ -41,7 +49,7 @@ function checkRead(ptr: Pointer, length: number, position: number): void {
   if (ptr === 0 && length > 0) throw new FfiArgumentError("FileReads.read: NULL destination");
 }
 
-/** Bun and Deno: node:fs reads, each on a file handle no other read in flight uses. */
+/** Bun: node:fs reads, each on a file handle no other read in flight uses. */
 class HandleReads implements FileReads {
   readonly #idle: FileHandle[] = [];
   readonly #all: FileHandle[] = [];
@@ -96,6 +104,84 @@ class HandleReads implements FileReads {
   async close(): Promise<void> {
     await Promise.all(this.#all.splice(0).map((handle) => handle.close()));
     this.#idle.length = 0;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+// ----- Deno: pread off the JS thread ----------------------------------------------------------
+
+export const libcReads = defineSymbols({
+  // <unistd.h> ssize_t pread(int fd, void *buf, size_t count, off_t offset);
+  pread: { parameters: ["i32", "ptr", "usize", "isize"], result: "isize", nonblocking: true },
+});
+
+let libcRead: NativeLibrary<typeof libcReads> | undefined;
+let libcOpen: NativeLibrary<typeof libcMapping> | undefined;
+
+/**
+ * Deno: one descriptor of the file, opened by libc (a node:fs handle's fd is Deno's own number),
+ * read with pread calls that Deno runs on its blocking threads, up to `concurrency` at once.
+ */
+class PreadReads implements FileReads {
+  #inFlight = 0;
+  readonly #waiting: (() => void)[] = [];
+  #fd: number;
+
+  private constructor(readonly path: string, fd: number, readonly concurrency: number) {
+    this.#fd = fd;
+  }
+
+  static async open(path: string, concurrency: number): Promise<PreadReads> {
+    // node:fs first, for its errors (ENOENT, EACCES, EISDIR with their codes); then libc's descriptor.
+    await (await open(path, "r")).close();
+    libcOpen ??= openLibrary("libc", "libc.so.6", libcMapping);
+    const fd = libcOpen.symbols.open(path, 0 /* O_RDONLY */ | 0o2000000 /* O_CLOEXEC */);
+    if (fd < 0) throw new FfiArgumentError(`openFileReads: libc could not open ${path}, which node:fs opened`);
+    return new PreadReads(path, fd, concurrency);
+  }
+
+  async read(ptr: Pointer, length: number, position: number): Promise<number> {
+    checkRead(ptr, length, position);
+    if (this.#fd < 0) throw new FfiArgumentError(`FileReads.read: ${this.path} was closed`);
+    if (length === 0) return 0;
+    // A finished read hands its place to the first waiting one.
+    if (this.#inFlight < this.concurrency) this.#inFlight++;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      libcRead ??= openLibrary("libc", "libc.so.6", libcReads);
+      let done = 0;
+      while (done < length) {
+        const n = await libcRead.async.pread(this.#fd, ptr + done, length - done, position + done);
+        // errno lives on the thread that ran the call: the same range through node:fs says what went wrong.
+        if (n < 0) return done + await this.#readThroughFs(ptr + done, length - done, position + done);
+        if (n === 0) break;
+        done += n;
+      }
+      return done;
+    } finally {
+      const next = this.#waiting.shift();
+      if (next === undefined) this.#inFlight--;
+      else next();
+    }
+  }
+
+  async #readThroughFs(ptr: Pointer, length: number, position: number): Promise<number> {
+    const handle = await open(this.path, "r");
+    try {
+      const { bytesRead } = await handle.read(new Uint8Array(backend.view(ptr, length)), 0, length, position);
+      return bytesRead;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.#fd >= 0) libcOpen!.symbols.close(this.#fd);
+    this.#fd = -1;
+    return Promise.resolve();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -11,7 +11,7 @@ export { libraryPathOf } from "./dl.ts";
 export { type LibrarySpec, type LocateOptions, type SearchDir, type Environment, type Candidate, candidatePaths, versionedDirs, nodeModulesDirs } from "./locator.ts";
 export { nativeView, copyFromNative, copyToNative, readCString, readStruct, writeStructAt, Out, NativeOut, type OutKind, type OutValue, HostMemory } from "./memory.ts";
 export { MappedFile, pageSize } from "./mapped-file.ts";
-export { type FileReads, openFileReads } from "./file-reads.ts";
+export { type FileReadMethod, type FileReads, openFileReads } from "./file-reads.ts";
 export { encodeStruct, decodeStruct, writeStruct } from "./struct-codec.ts";
 export { NativeCallback, createCallback, type CallbackOptions } from "./callback.ts";
 export { runtimeName, runtimeVersion, scriptCommand, type RuntimeName };

@@ -4,6 +4,7 @@
 // bench/upload.bench.ts's job.
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { test } from "../harness.ts";
 import { CudaContext, PinnedPool, uploadFileRanges, type UploadOptions, uploadStrategies } from "../../src/cuda/index.ts";
@@ -33,10 +34,11 @@ test("upload (GPU): 96 MiB through staged rings, mapped windows and hybrids of s
     { chunkBytes: 8 * 2 ** 20 + 5, slots: 2 },
     { chunkBytes: 3 * 2 ** 20, slots: 4, pool },
     { chunkBytes: 64 * 2 ** 20, slots: 8 },
+    { chunkBytes: 2 ** 20, slots: 16, reads: 3, pool },
     { strategy: "mapped", chunkBytes: 8 * 2 ** 20 + 5, slots: 2 },
     { strategy: "mapped", chunkBytes: 32 * 2 ** 20, slots: 1 },
     { strategy: "hybrid", chunkBytes: 8 * 2 ** 20 + 5, slots: 4, windowChunks: 2 },
-    { strategy: "hybrid", chunkBytes: 3 * 2 ** 20, slots: 8, windowChunks: 8, pool },
+    { strategy: "hybrid", chunkBytes: 3 * 2 ** 20, slots: 8, reads: 2, windowChunks: 8, pool },
   ];
   for (const options of shapes) {
     device.fill(0);
@@ -58,6 +60,6 @@ test("gpuffi upload (GPU): every tensor of a model, every strategy, bytes and ra
   }
   // Without options: this runtime's default strategy and its ring.
   const text = await runCli("upload", tinyModel().path);
-  const expected = capabilities.parallelFileReads ? "staged, 8 MiB × 32" : "mapped, 64 MiB × 4";
+  const expected = capabilities.parallelFileReads ? `staged, 8 MiB × 32, ${Math.min(32, availableParallelism())} reads at once` : "mapped, 64 MiB × 4";
   assert.match(text.out, new RegExp(`^uploaded ${file.tensors.length} tensors, [\\d.]+ GB in [\\d.]+ s: [\\d.]+ GB/s \\(GPU 0, ${expected}\\)`));
 }, { skip });

@@ -1,6 +1,7 @@
 // Files into native memory: read-only maps of whole files through libc's open/mmap/munmap, and
-// reads many at once (openFileReads: on Bun and Deno through a file handle per read in flight, on
-// Node through gpuffi's reader threads).
+// reads many at once (openFileReads: on Bun through a file handle per read in flight, on Deno
+// through pread calls off the JS thread, on Node through gpuffi's reader threads; every runtime's
+// node:fs handles too, as the upload benchmark compares them).
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -79,9 +80,9 @@ test("many reads at once land the file's bytes where each asked, in any order; t
   await writeFile(path, data);
   const chunk = 64 * 1024 + 7;
   using memory = HostMemory.alloc(data.length + chunk);
-  for (const concurrency of [1, 3, 16]) {
+  for (const [concurrency, method] of [[1, "default"], [3, "default"], [16, "default"], [3, "handles"]] as const) {
     memory.bytes().fill(0);
-    await using file = await openFileReads(path, concurrency);
+    await using file = await openFileReads(path, concurrency, method);
     const offsets = Array.from({ length: Math.ceil(data.length / chunk) }, (_, i) => i * chunk).reverse();
     const read = await Promise.all(offsets.map((at) => file.read(memory.ptr + at, chunk, at)));
     assert.deepEqual(read, offsets.map((at) => Math.min(chunk, data.length - at)), `concurrency ${concurrency}`);
@@ -102,6 +103,8 @@ test("a missing file fails at open, a failed read rejects; bad arguments are ref
   await assert.rejects(file.read(4096, 10, 1.5), FfiArgumentError);
   // A read that fails (a directory opened as a file) rejects with the system's error.
   using memory = HostMemory.alloc(16);
-  await using folder = await openFileReads(dir, 2);
-  await assert.rejects(folder.read(memory.ptr, 16, 0), (e: unknown) => (e as { code?: string }).code === "EISDIR");
+  for (const method of ["default", "handles"] as const) {
+    await using folder = await openFileReads(dir, 2, method);
+    await assert.rejects(folder.read(memory.ptr, 16, 0), (e: unknown) => (e as { code?: string }).code === "EISDIR", method);
+  }
 }));
