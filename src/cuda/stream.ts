@@ -12,7 +12,8 @@ export interface WaitOptions {
   readonly poll?: boolean;
 }
 
-const yieldOnce: () => Promise<void> = typeof setImmediate === "function"
+/** @internal Resolves after one turn of the event loop (timers and I/O callbacks run meanwhile). */
+export const yieldOnce: () => Promise<void> = typeof setImmediate === "function"
   ? () => new Promise((resolve) => setImmediate(resolve))
   : () => new Promise((resolve) => setTimeout(resolve, 0));
 

@@ -24,6 +24,7 @@
 import { open, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { type CudaContext, type CudaEvent, type CudaMemory, type CudaStream, type DeviceBuffer, type PinnedPool, RegisteredHostMemory, checkRange } from "./index.ts";
+import { yieldOnce } from "./stream.ts";
 import { type FfiCapabilities, type FileReads, GpuffiError, MappedFile, type Pointer, capabilities, openFileReads, pageSize } from "../ffi/index.ts";
 import { SafetensorsFormatError, openGguf, openSafetensors } from "../formats/index.ts";
 
@@ -369,6 +370,10 @@ async function registerSpans(context: CudaContext, file: MappedFile, pipeline: P
       chunks += span.pieces.length;
       bytes += copied;
       pipeline.queued(copied);
+      // A turn of the event loop per window: where the wait for a copy finds it done (always,
+      // once registering is the slower part) and waits are polled (Bun), this loop would never
+      // yield, blocking the event loop and, in a hybrid, the staged side's reads until the end.
+      await yieldOnce();
     }
     while (inFlight.length > 0) await retire(inFlight.shift()!);
     return { chunks, mappedBytes: bytes };

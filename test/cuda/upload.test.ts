@@ -194,6 +194,17 @@ test("upload (hybrid): many small ranges sharing pages, split between the stagin
   });
 }));
 
+test("upload (hybrid): where copies finish before the next registration and waits are polled (Bun), the staging ring still gets chunks", () => withDataFile(pattern(64 * pageSize(), 9), async (path, data) => {
+  // Copies run at once on this fake and it has no off-thread waits: the mapped side finds every
+  // copy done and would never give the event loop a turn in which the staged side's reads end.
+  const fake = fakeCudart();
+  using context = CudaContext.create({ runtime: fake.runtime });
+  using target = context.alloc(data.length);
+  const stats = await uploadFileRanges(context, path, [{ offset: 0, byteLength: data.length, target }], { strategy: "hybrid", chunkBytes: pageSize(), slots: 4, windowChunks: 1 });
+  assert.deepEqual(target.read(), data);
+  assert.ok(stats.mappedBytes! < stats.bytes, `the staged side copied nothing: ${stats.mappedBytes} of ${stats.bytes} bytes mapped`);
+}));
+
 test("upload (hybrid): a range smaller than a chunk, and ranges whose chunks all go to the mapped side", () => withDataFile(pattern(6 * pageSize() + 5, 7), async (path, data) => {
   await withSlowGpu(async (context, fake) => {
     const small = await uploadHybridChecked(context, fake, path, data, [[pageSize() + 13, 101]], {});
