@@ -125,7 +125,9 @@ if want cuda-bench || want pool-bench; then
 fi
 if want pool-bench; then nvcc -O2 -o .cache/bench/pool_anchor bench/c/pool_anchor.cu 2>/dev/null; fi
 if want kernels-bench; then nvcc -O2 -o .cache/bench/kernel_launch bench/c/kernel_launch.cu -lcuda; fi
-if want upload-bench; then nvcc -O2 -o .cache/bench/read_anchor bench/c/read_anchor.cu; fi
+if want upload-bench; then
+  nvcc -O2 -o .cache/bench/read_anchor bench/c/read_anchor.cu && nvcc -O2 -o .cache/bench/upload_anchor bench/c/upload_anchor.cu
+fi
 if want gemm-bench; then
   nvcc -O2 -std=c++20 -o .cache/bench/gemm_issue bench/c/gemm_issue.cu -lcublas -lcublasLt
 fi
@@ -150,7 +152,7 @@ for name in "${runtimes[@]}"; do
     run_ts "$name" bench/kernels.bench.ts "$out" .cache/bench/kernel_launch > "$out/kernels-bench-$label-$name.txt" 2>&1; tail -15 "$out/kernels-bench-$label-$name.txt"
   fi
   if want upload-bench && [ -f bench/upload.bench.ts ]; then
-    run_ts "$name" bench/upload.bench.ts "$out" .cache/bench/read_anchor > "$out/upload-bench-$label-$name.txt" 2>&1; tail -28 "$out/upload-bench-$label-$name.txt"
+    run_ts "$name" bench/upload.bench.ts "$out" .cache/bench/read_anchor .cache/bench/upload_anchor > "$out/upload-bench-$label-$name.txt" 2>&1; tail -34 "$out/upload-bench-$label-$name.txt"
   fi
 done
 if want train && [ -x "$llama_dir/llama-bench" ]; then
