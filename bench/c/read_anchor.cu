@@ -5,45 +5,17 @@
  *   nvcc -O2 -o .cache/bench/read_anchor bench/c/read_anchor.cu
  *   .cache/bench/read_anchor FILE CHUNK_BYTES THREADS...     (prints one JSON line per thread count) */
 #include <cuda_runtime.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
-
-static int fd;
-static size_t file_size, chunk;
-static size_t next_chunk;
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + t.tv_nsec * 1e-9;
-}
+#include "file_pieces.h"
 
 static void *reader(void *buffer) {
-  for (;;) {
-    size_t offset = __atomic_fetch_add(&next_chunk, 1, __ATOMIC_RELAXED) * chunk;
-    if (offset >= file_size) return NULL;
-    size_t length = file_size - offset < chunk ? file_size - offset : chunk;
-    for (size_t done = 0; done < length;) {
-      ssize_t n = pread(fd, (char *)buffer + done, length - done, (off_t)(offset + done));
-      if (n <= 0) { perror("pread"); exit(1); }
-      done += (size_t)n;
-    }
-  }
+  size_t offset, length;
+  while ((length = take_piece(&offset)) > 0) read_piece(buffer, offset, length);
+  return NULL;
 }
 
 int main(int argc, char **argv) {
-  if (argc < 4) { fprintf(stderr, "usage: read_anchor FILE CHUNK_BYTES THREADS...\n"); return 2; }
-  fd = open(argv[1], O_RDONLY);
-  if (fd < 0) { perror(argv[1]); return 1; }
-  struct stat st;
-  fstat(fd, &st);
-  file_size = (size_t)st.st_size;
-  chunk = strtoull(argv[2], NULL, 10);
+  open_pieces(argc, argv, "read_anchor FILE CHUNK_BYTES THREADS...");
   for (int a = 3; a < argc; a++) {
     int threads = atoi(argv[a]);
     void **buffers = (void **)calloc(threads, sizeof(void *));

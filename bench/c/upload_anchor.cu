@@ -8,13 +8,8 @@
  *   nvcc -O2 -o .cache/bench/upload_anchor bench/c/upload_anchor.cu
  *   .cache/bench/upload_anchor FILE CHUNK_BYTES THREADS...     (prints one JSON line per thread count) */
 #include <cuda_runtime.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
+#include "file_pieces.h"
 
 #define CHECK(call)                                                                   \
   do {                                                                                \
@@ -25,9 +20,6 @@
     }                                                                                 \
   } while (0)
 
-static int fd;
-static size_t file_size, chunk;
-static size_t next_chunk;
 static char *device;
 
 struct Worker {
@@ -36,24 +28,12 @@ struct Worker {
   cudaStream_t stream;
 };
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 static void *upload(void *arg) {
   struct Worker *w = (struct Worker *)arg;
-  for (int b = 0;; b ^= 1) {
-    size_t offset = __atomic_fetch_add(&next_chunk, 1, __ATOMIC_RELAXED) * chunk;
-    if (offset >= file_size) break;
-    size_t length = file_size - offset < chunk ? file_size - offset : chunk;
+  size_t offset, length;
+  for (int b = 0; (length = take_piece(&offset)) > 0; b ^= 1) {
     CHECK(cudaEventSynchronize(w->copied[b]));
-    for (size_t done = 0; done < length;) {
-      ssize_t n = pread(fd, (char *)w->buffers[b] + done, length - done, (off_t)(offset + done));
-      if (n <= 0) { perror("pread"); exit(1); }
-      done += (size_t)n;
-    }
+    read_piece(w->buffers[b], offset, length);
     CHECK(cudaMemcpyAsync(device + offset, w->buffers[b], length, cudaMemcpyHostToDevice, w->stream));
     CHECK(cudaEventRecord(w->copied[b], w->stream));
   }
@@ -62,13 +42,7 @@ static void *upload(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 4) { fprintf(stderr, "usage: upload_anchor FILE CHUNK_BYTES THREADS...\n"); return 2; }
-  fd = open(argv[1], O_RDONLY);
-  if (fd < 0) { perror(argv[1]); return 1; }
-  struct stat st;
-  fstat(fd, &st);
-  file_size = (size_t)st.st_size;
-  chunk = strtoull(argv[2], NULL, 10);
+  open_pieces(argc, argv, "upload_anchor FILE CHUNK_BYTES THREADS...");
   CHECK(cudaMalloc((void **)&device, file_size));
   for (int a = 3; a < argc; a++) {
     int threads = atoi(argv[a]);
