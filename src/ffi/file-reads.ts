@@ -16,7 +16,7 @@ import { createRequire } from "node:module";
 import { backend } from "./backend.ts";
 import { FfiArgumentError } from "./errors.ts";
 import { type NativeLibrary, openLibrary } from "./library.ts";
-import { libcMapping } from "./mapped-file.ts";
+import { failedCall, libcMapping, mappingConstants } from "./mapped-file.ts";
 import { runtimeName } from "./runtime.ts";
 import { type Pointer, defineSymbols } from "./types.ts";
 
@@ -138,8 +138,8 @@ class PreadReads implements FileReads {
     // node:fs first, for its errors (ENOENT, EACCES, EISDIR with their codes); then libc's descriptor.
     await (await open(path, "r")).close();
     libcOpen ??= openLibrary("libc", "libc.so.6", libcMapping);
-    const fd = libcOpen.symbols.open(path, 0 /* O_RDONLY */ | 0o2000000 /* O_CLOEXEC */);
-    if (fd < 0) throw new FfiArgumentError(`openFileReads: libc could not open ${path}, which node:fs opened`);
+    const fd = libcOpen.symbols.open(path, mappingConstants.O_RDONLY | mappingConstants.O_CLOEXEC);
+    if (fd < 0) failedCall("open", path);
     return new PreadReads(path, fd, concurrency);
   }
 

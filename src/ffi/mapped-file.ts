@@ -42,8 +42,8 @@ export const mappingConstants = { O_RDONLY, O_CLOEXEC, SEEK_END, _SC_PAGESIZE, P
 let libc: NativeLibrary<typeof libcMapping> | undefined;
 const symbols = () => (libc ??= openLibrary("libc", "libc.so.6", libcMapping)).symbols;
 
-/** Throws a SystemCallError with errno's value, read right after the failed call. */
-function fail(call: string, subject: string): never {
+/** Throws a SystemCallError with errno's value, read right after the failed call (on the JS thread). */
+export function failedCall(call: string, subject: string): never {
   const c = symbols();
   const errno = new Int32Array(nativeView(c.__errno_location(), 4))[0]!;
   throw new SystemCallError(call, errno, subject, c.strerror(errno) ?? "unknown error");
@@ -79,13 +79,13 @@ export class MappedFile extends NativeResource {
     if (!statSync(path).isFile()) throw new FfiArgumentError(`MappedFile.open: ${path} is not a regular file`);
     const c = symbols();
     const fd = c.open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail("open", path);
+    if (fd < 0) failedCall("open", path);
     try {
       const size = c.lseek(fd, 0, SEEK_END);
-      if (size < 0) fail("lseek", path);
+      if (size < 0) failedCall("lseek", path);
       if (size === 0) return new MappedFile(path, 0, 0);
       const ptr = c.mmap(0, size, PROT_READ, MAP_SHARED, fd, 0);
-      if (ptr === -1) fail("mmap", path);
+      if (ptr === -1) failedCall("mmap", path);
       return new MappedFile(path, ptr, size);
     } finally {
       c.close(fd);
