@@ -16,7 +16,7 @@ import { createRequire } from "node:module";
 import { backend } from "./backend.ts";
 import { FfiArgumentError } from "./errors.ts";
 import { type NativeLibrary, openLibrary } from "./library.ts";
-import { failedCall, libcMapping, mappingConstants } from "./mapped-file.ts";
+import { failedCall, libcMappingSymbols, mappingConstants } from "./mapped-file.ts";
 import { runtimeName } from "./runtime.ts";
 import { type Pointer, defineSymbols } from "./types.ts";
 
@@ -119,7 +119,6 @@ export const libcReads = defineSymbols({
 });
 
 let libcRead: NativeLibrary<typeof libcReads> | undefined;
-let libcOpen: NativeLibrary<typeof libcMapping> | undefined;
 
 /**
  * Deno: one descriptor of the file, opened by libc (a node:fs handle's fd is Deno's own number),
@@ -137,8 +136,8 @@ class PreadReads implements FileReads {
   static async open(path: string, concurrency: number): Promise<PreadReads> {
     // node:fs first, for its errors (ENOENT, EACCES, EISDIR with their codes); then libc's descriptor.
     await (await open(path, "r")).close();
-    libcOpen ??= openLibrary("libc", "libc.so.6", libcMapping);
-    const fd = libcOpen.symbols.open(path, mappingConstants.O_RDONLY | mappingConstants.O_CLOEXEC);
+    libcRead ??= openLibrary("libc", "libc.so.6", libcReads);
+    const fd = libcMappingSymbols().open(path, mappingConstants.O_RDONLY | mappingConstants.O_CLOEXEC);
     if (fd < 0) failedCall("open", path);
     return new PreadReads(path, fd, concurrency);
   }
@@ -151,10 +150,9 @@ class PreadReads implements FileReads {
     if (this.#inFlight < this.concurrency) this.#inFlight++;
     else await new Promise<void>((resolve) => this.#waiting.push(resolve));
     try {
-      libcRead ??= openLibrary("libc", "libc.so.6", libcReads);
       let done = 0;
       while (done < length) {
-        const n = await libcRead.async.pread(this.#fd, ptr + done, length - done, position + done);
+        const n = await libcRead!.async.pread(this.#fd, ptr + done, length - done, position + done);
         // errno lives on the thread that ran the call: the same range through node:fs says what went wrong.
         if (n < 0) return done + await this.#readThroughFs(ptr + done, length - done, position + done);
         if (n === 0) break;
@@ -179,7 +177,7 @@ class PreadReads implements FileReads {
   }
 
   close(): Promise<void> {
-    if (this.#fd >= 0) libcOpen!.symbols.close(this.#fd);
+    if (this.#fd >= 0) libcMappingSymbols().close(this.#fd);
     this.#fd = -1;
     return Promise.resolve();
   }

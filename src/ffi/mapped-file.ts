@@ -40,18 +40,19 @@ const MAP_SHARED = 1;
 export const mappingConstants = { O_RDONLY, O_CLOEXEC, SEEK_END, _SC_PAGESIZE, PROT_READ, MAP_SHARED } as const;
 
 let libc: NativeLibrary<typeof libcMapping> | undefined;
-const symbols = () => (libc ??= openLibrary("libc", "libc.so.6", libcMapping)).symbols;
+/** libc's calls above, opened at first use (once a process, also for openFileReads on Deno). */
+export const libcMappingSymbols = () => (libc ??= openLibrary("libc", "libc.so.6", libcMapping)).symbols;
 
 /** Throws a SystemCallError with errno's value, read right after the failed call (on the JS thread). */
 export function failedCall(call: string, subject: string): never {
-  const c = symbols();
+  const c = libcMappingSymbols();
   const errno = new Int32Array(nativeView(c.__errno_location(), 4))[0]!;
   throw new SystemCallError(call, errno, subject, c.strerror(errno) ?? "unknown error");
 }
 
 /** The size of a memory page (sysconf(_SC_PAGESIZE)): mapping offsets and pinned ranges are multiples of it. */
 export function pageSize(): number {
-  return symbols().sysconf(_SC_PAGESIZE);
+  return libcMappingSymbols().sysconf(_SC_PAGESIZE);
 }
 
 /**
@@ -69,7 +70,7 @@ export class MappedFile extends NativeResource {
     readonly byteLength: number,
   ) {
     super(`MappedFile ${path}`, () => {
-      if (byteLength > 0) symbols().munmap(ptr, byteLength);
+      if (byteLength > 0) libcMappingSymbols().munmap(ptr, byteLength);
     });
   }
 
@@ -77,7 +78,7 @@ export class MappedFile extends NativeResource {
     if (typeof path !== "string" || path === "") throw new FfiArgumentError(`MappedFile.open: expected a file path, got ${JSON.stringify(path)}`);
     // A directory or a device opens fine and then fails at mmap with a message that names neither.
     if (!statSync(path).isFile()) throw new FfiArgumentError(`MappedFile.open: ${path} is not a regular file`);
-    const c = symbols();
+    const c = libcMappingSymbols();
     const fd = c.open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) failedCall("open", path);
     try {
